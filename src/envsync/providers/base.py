@@ -12,10 +12,10 @@ The engine never builds a URL and the planner never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from envsync.model import Change, RemoteState, SecretValue, TargetRef
+from envsync.model import Change, LedgerSlot, PlanWarning, RemoteState, SecretValue, TargetRef
 
 if TYPE_CHECKING:
     from envsync.config import Settings, TargetSpec
@@ -35,6 +35,12 @@ class PlatformRules(Protocol):
     def reject_key(self, key: str) -> str | None: ...
 
     def skip_value(self, key: str, value: SecretValue) -> str | None: ...
+
+    def size_warnings(
+        self, desired: Mapping[LedgerSlot, SecretValue], remote: RemoteState, spec: TargetSpec
+    ) -> list[PlanWarning]:
+        """Warnings about the total size of what the target will hold after the plan."""
+        ...
 
 
 # Called by a writer after each write the platform confirmed, with the change and the

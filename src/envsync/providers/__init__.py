@@ -1,0 +1,1 @@
+"""Provider adapters: one package per platform, each with client, reader, writer and rules."""
