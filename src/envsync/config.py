@@ -216,7 +216,9 @@ class Settings(BaseSettings):
             raise ValueError("not a known IANA time zone, such as UTC or Europe/Berlin") from error
         return value
 
-    @field_validator("render_api_url", "netlify_api_url", "vault_addr", "vault_url", "dashboard_url")
+    @field_validator(
+        "render_api_url", "netlify_api_url", "vault_addr", "vault_url", "dashboard_url"
+    )
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -480,16 +482,15 @@ def _targets_from_file(path: Path, settings: Settings) -> list[TargetSpec]:
     return [_target_from_table(path, index, table, settings) for index, table in enumerate(tables)]
 
 
-def _target_from_table(
-    path: Path, index: int, table: Any, settings: Settings
-) -> TargetSpec:
+def _target_from_table(path: Path, index: int, table: Any, settings: Settings) -> TargetSpec:
     where = f"{path} [[target]] #{index + 1}"
     if not isinstance(table, dict):
         raise ConfigError(where, "must be a table")
     unknown = sorted(set(table) - _TARGET_FIELDS)
     if unknown:
         raise ConfigError(
-            where, f"unknown field {', '.join(unknown)}; accepted: {', '.join(sorted(_TARGET_FIELDS))}"
+            where,
+            f"unknown field {', '.join(unknown)}; accepted: {', '.join(sorted(_TARGET_FIELDS))}",
         )
 
     provider = table.get("provider")

@@ -448,9 +448,7 @@ class ApiClient:
             )
         if _not_sent(failure):
             return ProviderUnavailableError(f"{kind}; nothing was written", **common)
-        return WriteOutcomeUnknownError(
-            f"{kind}; the write may or may not have happened", **common
-        )
+        return WriteOutcomeUnknownError(f"{kind}; the write may or may not have happened", **common)
 
 
 class _BadBody(Exception):

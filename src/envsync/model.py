@@ -49,7 +49,7 @@ class SecretValue:
     def __format__(self, format_spec: str) -> str:
         return repr(self)
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         # Pickling would copy the plain value into caches and process pools unseen.
         raise TypeError("SecretValue cannot be pickled")
 
