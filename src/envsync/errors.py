@@ -4,7 +4,8 @@
     ├── ConfigError               a setting or envsync.toml field is invalid
     ├── SourceError               the canonical set could not be read
     │   ├── DotenvParseError      a .env file breaks the format (file, line, what is wrong)
-    │   └── SecretDeletedError    the latest Vault KV v2 version is deleted or destroyed
+    │   ├── SecretDeletedError    the latest Vault KV v2 version is deleted or destroyed
+    │   └── SourceFetchError      a vault or dashboard request failed (status, timeout, redirect)
     ├── CredentialInSourceError   a canonical value equals one of envsync's own credentials
     ├── DiscoveryError            a provider token was not found via the discovery chain
     ├── ResolutionError           `auto` or a name did not resolve to exactly one target
@@ -77,6 +78,24 @@ class DotenvParseError(SourceError):
 
 class SecretDeletedError(SourceError):
     """The latest version of a Vault KV v2 secret is soft-deleted or destroyed."""
+
+
+class SourceFetchError(SourceError):
+    """A request to a vault or dashboard failed for good.
+
+    `where` names the source and its URL without query string; `reason` says what went
+    wrong in a few words, for lists such as the discovery chain's attempts. `status` is the
+    HTTP status when there was an answer.
+    """
+
+    def __init__(
+        self, where: str, reason: str, *, status: int | None = None, hint: str = ""
+    ) -> None:
+        super().__init__(f"{where}: {reason}", hint=hint)
+        self.where = where
+        self.reason = reason
+        self.status = status
+        self.retryable = status is None or status == 429 or status >= 500
 
 
 class CredentialInSourceError(SourceError):
