@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     @field_validator("schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:
-        from envsync.scheduler import parse_schedule
+        from envsync.schedule import parse_schedule
 
         parse_schedule(value)
         return value
