@@ -1,0 +1,699 @@
+"""The engine: runs a plan or an apply over every selected target.
+
+For each run it reads the canonical set once (a failure stops the run before any provider
+call), finds each provider's token through the discovery chain, resolves the configured
+targets, and then works on every target at once. Per target it:
+
+1. takes the target's lock (applies only; applies to one target never interleave),
+2. reads the whole remote state (a failed or partial read stops the target: no write),
+3. loads the ownership ledger and plans,
+4. in enforce mode, snapshots the previous values, writes the changes, and records each
+   confirmed write in the run history and the ledger as it happens, so that a run that
+   stops half way still says what it did,
+5. after a write whose outcome is unknown, reads the target again and plans again before
+   writing anything more (at most MAX_WRITE_ROUNDS times),
+6. redeploys when ENVSYNC_REDEPLOY is on and something changed,
+7. publishes events and reports one TargetResult.
+
+The CLI, the HTTP service and library users all call `Engine.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from envsync.config import OWNERSHIP_KEY, Settings, TargetSpec, load_targets
+from envsync.errors import (
+    EnvsyncError,
+    ProviderError,
+    WriteOutcomeUnknownError,
+)
+from envsync.events import EventBus, events_for, problems
+from envsync.model import (
+    CanonicalSet,
+    Change,
+    LedgerEntry,
+    LedgerSlot,
+    Op,
+    Plan,
+    RemoteState,
+    RunMode,
+    SecretValue,
+    TargetRef,
+    TargetResult,
+)
+from envsync.planner import PlanInput, PlanOptions, plan_target
+from envsync.providers.base import Provider, load_provider_factory
+
+if TYPE_CHECKING:
+    import httpx
+
+    from envsync.ledger import LedgerHasher
+    from envsync.locks import TargetLocks
+    from envsync.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_WRITE_ROUNDS = 3
+DEFAULT_LOCK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What to run: the mode, the targets and what a person decided for this run.
+
+    `targets` holds `--target` values (a provider name or a target name); empty means every
+    configured target. `trigger` and `actor` are recorded in the run history.
+    """
+
+    mode: RunMode
+    targets: tuple[str, ...] = ()
+    force: bool = False
+    rewrite_secrets: bool = False
+    convert_secrets: bool = False
+    source: str | None = None
+    file: str | None = None
+    trigger: str = "library"
+    actor: str | None = None
+    lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """Everything one run did, one result per target."""
+
+    run_id: str
+    mode: RunMode
+    results: tuple[TargetResult, ...]
+    canonical_origin: str
+    canonical_size: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(r.plan is not None and r.plan.has_changes for r in self.results)
+
+
+@dataclass(slots=True)
+class _TargetWork:
+    """One resolved target on its way through a run."""
+
+    spec: TargetSpec
+    ref: TargetRef
+    provider: Provider
+    started: float = field(default_factory=time.monotonic)
+    written: list[Change] = field(default_factory=list)
+    ledger: dict[LedgerSlot, LedgerEntry] = field(default_factory=dict)
+    removed: set[LedgerSlot] = field(default_factory=set)
+    ownership_text: str | None = None
+
+
+class Engine:
+    """Runs plans and applies. One Engine can serve many runs (the service keeps one).
+
+    `transports` lets tests and benchmarks route a provider's HTTP through a given httpx
+    transport; `stdin` is read when the canonical file is `-`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        locks: TargetLocks | None = None,
+        events: EventBus | None = None,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: IO[bytes] | None = None,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.events = events or EventBus()
+        self._store = store
+        self._locks = locks
+        self._environ = environ
+        self._cwd = cwd
+        self._stdin = stdin
+        self._transports = dict(transports or {})
+        self._hasher: LedgerHasher | None = None
+
+    # Shared resources, opened on first use so that a plan that fails early stays cheap.
+
+    def store(self) -> Store:
+        if self._store is None:
+            from envsync.store import open_store
+
+            self._store = open_store(self.settings.database_url.get_secret_value())
+        return self._store
+
+    def locks(self) -> TargetLocks:
+        if self._locks is None:
+            from envsync.locks import TargetLocks
+
+            self._locks = TargetLocks.for_store(self.store())
+        return self._locks
+
+    def hasher(self) -> LedgerHasher:
+        if self._hasher is None:
+            from envsync.ledger import LedgerHasher, ledger_key_from_settings
+
+            needs_store = self.settings.ledger_key is None
+            key = ledger_key_from_settings(self.settings, self.store() if needs_store else None)
+            self._hasher = LedgerHasher(key)
+        return self._hasher
+
+    # A run.
+
+    async def run(self, request: RunRequest) -> RunReport:
+        """Plan (dry-run) or apply (enforce) every selected target; one result per target."""
+        canonical = await self._read_canonical(request)
+        specs = self._select_specs(request)
+        run_id = await asyncio.to_thread(
+            self.store().start_run, request.trigger, request.actor, request.mode.value
+        )
+        logger.info(
+            "run %s started: %s of %d targets from %s",
+            run_id,
+            request.mode.value,
+            len(specs),
+            canonical.origin,
+        )
+
+        providers: dict[str, Provider] = {}
+        try:
+            results = await self._run_specs(request, run_id, canonical, specs, providers)
+        finally:
+            for provider in providers.values():
+                await provider.aclose()
+
+        status = "succeeded" if all(result.ok for result in results) else "failed"
+        await asyncio.to_thread(self.store().finish_run, run_id, status)
+        self._log_summary(results)
+        return RunReport(
+            run_id=run_id,
+            mode=request.mode,
+            results=tuple(results),
+            canonical_origin=canonical.origin,
+            canonical_size=len(canonical),
+            warnings=canonical.warnings,
+        )
+
+    async def _read_canonical(self, request: RunRequest) -> CanonicalSet:
+        from envsync.sources import load_canonical
+
+        return await load_canonical(
+            self.settings,
+            source=request.source,
+            file=request.file,
+            stdin=self._stdin,
+            environ=self._environ,
+        )
+
+    def _select_specs(self, request: RunRequest) -> list[TargetSpec]:
+        specs = load_targets(self.settings, cwd=self._cwd)
+        if not request.targets:
+            return specs
+        chosen = [spec for spec in specs if any(spec.matches(t) for t in request.targets)]
+        unknown = [t for t in request.targets if not any(spec.matches(t) for spec in specs)]
+        # A target name such as netlify/web is only known after resolution; keep every spec
+        # of its provider and filter again once names are resolved.
+        for wanted in unknown:
+            provider = wanted.split("/", 1)[0].split("-", 1)[0]
+            chosen += [spec for spec in specs if spec.provider == provider and spec not in chosen]
+        return chosen
+
+    async def _run_specs(
+        self,
+        request: RunRequest,
+        run_id: str,
+        canonical: CanonicalSet,
+        specs: Sequence[TargetSpec],
+        providers: dict[str, Provider],
+    ) -> list[TargetResult]:
+        failures: list[TargetResult] = []
+        tokens = await self._discover(specs)
+        credentials = self._credentials(tokens)
+
+        work: list[_TargetWork] = []
+        for spec in specs:
+            try:
+                provider = self._provider(spec.provider, tokens, providers)
+                refs = await provider.resolve(spec)
+            except EnvsyncError as error:
+                failures.append(self._failed(run_id, request, _unresolved_ref(spec), error))
+                continue
+            work += [_TargetWork(spec, ref, provider) for ref in refs]
+
+        work = [item for item in work if _wanted(item, request.targets)]
+        results = await asyncio.gather(
+            *(self._run_target(request, run_id, canonical, item, credentials) for item in work)
+        )
+        return failures + list(results)
+
+    async def _discover(self, specs: Sequence[TargetSpec]) -> dict[str, SecretValue | EnvsyncError]:
+        from envsync.discovery import discover_tokens, require_token
+
+        names = sorted({spec.provider for spec in specs})
+        found = await discover_tokens(self.settings, names, environ=self._environ)
+        tokens: dict[str, SecretValue | EnvsyncError] = {}
+        for name in names:
+            try:
+                tokens[name] = require_token(found[name])
+            except EnvsyncError as error:
+                tokens[name] = error
+        return tokens
+
+    def _credentials(
+        self, tokens: Mapping[str, SecretValue | EnvsyncError]
+    ) -> dict[str, SecretValue]:
+        """envsync's own credentials, which no canonical value may equal."""
+        settings = self.settings
+        named: dict[str, Any] = {
+            "ENVSYNC_API_TOKEN": settings.api_token,
+            "ENVSYNC_DATABASE_URL": settings.database_url,
+            "ENVSYNC_LEDGER_KEY": settings.ledger_key,
+            "ENVSYNC_SNAPSHOT_KEY": settings.snapshot_key,
+            "ENVSYNC_WEBHOOK_SECRET": settings.webhook_secret,
+            "VAULT_TOKEN": settings.vault_token,
+            "ENVSYNC_VAULT_AUTH_TOKEN": settings.vault_auth_token,
+            "ENVSYNC_DASHBOARD_AUTH_TOKEN": settings.dashboard_auth_token,
+        }
+        credentials = {
+            name: SecretValue(secret.get_secret_value())
+            for name, secret in named.items()
+            if secret is not None
+        }
+        for index, url in enumerate(settings.webhook_urls):
+            credentials[f"ENVSYNC_WEBHOOK_URLS[{index}]"] = SecretValue(url.get_secret_value())
+        for url_name in ("vault_addr", "vault_url", "dashboard_url"):
+            url = getattr(settings, url_name)
+            if url:
+                credentials[url_name.upper()] = SecretValue(url)
+        for provider, token in tokens.items():
+            if isinstance(token, SecretValue):
+                credentials[f"{provider.upper()}_API_TOKEN"] = token
+        return credentials
+
+    def _provider(
+        self,
+        name: str,
+        tokens: Mapping[str, SecretValue | EnvsyncError],
+        providers: dict[str, Provider],
+    ) -> Provider:
+        if name in providers:
+            return providers[name]
+        token = tokens[name]
+        if isinstance(token, EnvsyncError):
+            raise token
+        factory = load_provider_factory(name)
+        transport = self._transports.get(name)
+        provider = (
+            factory(self.settings, token, transport=transport)  # type: ignore[call-arg]
+            if transport is not None
+            else factory(self.settings, token)
+        )
+        providers[name] = provider
+        return provider
+
+    # One target.
+
+    async def _run_target(
+        self,
+        request: RunRequest,
+        run_id: str,
+        canonical: CanonicalSet,
+        work: _TargetWork,
+        credentials: Mapping[str, SecretValue],
+    ) -> TargetResult:
+        try:
+            if request.mode is RunMode.DRY_RUN:
+                result = await self._plan_only(request, run_id, canonical, work, credentials)
+            else:
+                async with self.locks().hold(work.ref.ledger_id, request.lock_timeout_s):
+                    result = await self._apply(request, run_id, canonical, work, credentials)
+        except EnvsyncError as error:
+            result = self._failed(run_id, request, work.ref, error, work)
+        await asyncio.to_thread(self.store().finish_target, run_id, _run_target_record(result))
+        for event in events_for(result):
+            self.events.publish(event)
+        return result
+
+    async def _plan_only(
+        self,
+        request: RunRequest,
+        run_id: str,
+        canonical: CanonicalSet,
+        work: _TargetWork,
+        credentials: Mapping[str, SecretValue],
+    ) -> TargetResult:
+        remote = await self._read(work)
+        plan = await self._plan(request, canonical, work, remote, credentials)
+        return self._result(request, run_id, work, plan, applied=False)
+
+    async def _apply(
+        self,
+        request: RunRequest,
+        run_id: str,
+        canonical: CanonicalSet,
+        work: _TargetWork,
+        credentials: Mapping[str, SecretValue],
+    ) -> TargetResult:
+        remote = await self._read(work)
+        first_plan = plan = await self._plan(request, canonical, work, remote, credentials)
+        if plan.pending:
+            await self._snapshot(run_id, work, plan)
+
+        for round_number in range(1, MAX_WRITE_ROUNDS + 1):
+            try:
+                await self._write(run_id, work, remote, plan)
+                break
+            except WriteOutcomeUnknownError as error:
+                if round_number == MAX_WRITE_ROUNDS:
+                    raise
+                logger.warning(
+                    "%s: %s; reading the target again before writing more",
+                    work.ref.name,
+                    error.message,
+                )
+                remote = await self._read(work)
+                plan = await self._plan(request, canonical, work, remote, credentials)
+
+        await self._settle_ledger(work, plan, remote)
+        redeployed = await self._redeploy(work)
+        return self._result(request, run_id, work, first_plan, applied=True, redeployed=redeployed)
+
+    async def _read(self, work: _TargetWork) -> RemoteState:
+        remote = await work.provider.read(work.ref)
+        work.ref = remote.target
+        ownership = remote.variables.get(OWNERSHIP_KEY)
+        work.ownership_text = None
+        if ownership is not None:
+            value = ownership.value_for("dev") or ownership.value_for(None)
+            if value is not None and value.value is not None:
+                work.ownership_text = value.value.reveal()
+        return remote
+
+    async def _plan(
+        self,
+        request: RunRequest,
+        canonical: CanonicalSet,
+        work: _TargetWork,
+        remote: RemoteState,
+        credentials: Mapping[str, SecretValue],
+    ) -> Plan:
+        work.ledger = await self._load_ledger(work)
+        settings = self.settings
+        options = PlanOptions(
+            allow_deletions=settings.allow_deletions,
+            max_deletions=settings.max_deletions,
+            force=request.force,
+            rewrite_secrets=request.rewrite_secrets,
+            convert_secrets=request.convert_secrets,
+        )
+        return plan_target(
+            PlanInput(
+                target=work.ref,
+                spec=work.spec,
+                canonical=canonical.values,
+                remote=remote,
+                ledger=work.ledger,
+                rules=work.provider.rules,
+                hasher=self.hasher(),
+                options=options,
+                credentials=credentials,
+            )
+        )
+
+    async def _load_ledger(self, work: _TargetWork) -> dict[LedgerSlot, LedgerEntry]:
+        if self.settings.ledger_backend == "database":
+            return await asyncio.to_thread(self.store().load_ledger, work.ref.ledger_id)
+
+        from envsync.ledger import decode_ownership
+
+        # The document on the target is written last, so writes confirmed earlier in this
+        # run are not in it yet.
+        entries = decode_ownership(work.ownership_text) if work.ownership_text else {}
+        for slot in work.removed:
+            entries.pop(slot, None)
+        for slot, entry in work.ledger.items():
+            if any(change.slot == slot for change in work.written):
+                entries[slot] = entry
+        return entries
+
+    async def _snapshot(self, run_id: str, work: _TargetWork, plan: Plan) -> None:
+        """Keep the previous values of the slots this apply changes, encrypted, for rollback."""
+        key = self.settings.snapshot_key
+        if key is None:
+            return
+        previous = {change.slot: change.old for change in plan.pending}
+        await asyncio.to_thread(
+            self.store().save_snapshot,
+            run_id,
+            work.ref.ledger_id,
+            previous,
+            key.get_secret_value(),
+        )
+
+    async def _write(self, run_id: str, work: _TargetWork, remote: RemoteState, plan: Plan) -> None:
+        pending = plan.pending
+        document = self._ledger_document_builder(work, plan, remote)
+        if not pending and document is None:
+            return
+
+        async def progress(change: Change, updated_at: str | None) -> None:
+            await self._record_write(run_id, work, change, updated_at)
+
+        await work.provider.write(work.ref, work.spec, remote, pending, progress, document)
+
+    async def _record_write(
+        self, run_id: str, work: _TargetWork, change: Change, updated_at: str | None
+    ) -> None:
+        """Remember one confirmed write in memory, the run history and the ledger."""
+        work.written.append(change)
+        upserts: list[LedgerEntry] = []
+        removals: list[LedgerSlot] = []
+        if change.op is Op.DELETE:
+            work.ledger.pop(change.slot, None)
+            work.removed.add(change.slot)
+            removals.append(change.slot)
+        elif change.new is not None:
+            entry = self._entry(change.key, change.context, change.new, updated_at)
+            work.ledger[change.slot] = entry
+            upserts.append(entry)
+
+        def persist() -> None:
+            store = self.store()
+            store.record_written(
+                run_id, work.ref.ledger_id, change.key, change.context, change.op.value
+            )
+            if self.settings.ledger_backend == "database":
+                store.save_ledger(work.ref.ledger_id, upserts, removals)
+
+        await asyncio.to_thread(persist)
+
+    def _entry(
+        self, key: str, context: str | None, value: SecretValue, updated_at: str | None
+    ) -> LedgerEntry:
+        return LedgerEntry(
+            key=key,
+            context=context,
+            value_hash=self.hasher().hash(value),
+            updated_at=updated_at,
+            written_at=_now(),
+        )
+
+    def _ledger_document_builder(
+        self, work: _TargetWork, plan: Plan, remote: RemoteState
+    ) -> Callable[[], str] | None:
+        """For the target backend: a function the writer calls to get ENVSYNC_OWNERSHIP.
+
+        Render's bulk write sends the document inside the same PUT as the changes, which
+        succeed or fail together, so there it counts every pending change as written.
+        Other writers call it last, when `work.ledger` already holds every confirmed write.
+        """
+        if self.settings.ledger_backend != "target":
+            return None
+        adopted, stale = self._bookkeeping(work, plan, remote)
+        if not plan.pending and not adopted and not stale:
+            return None
+        bulk = work.ref.kind == "service" and work.spec.write_mode == "bulk"
+
+        def build() -> str:
+            from envsync.ledger import merge_ownership
+
+            entries = dict(work.ledger)
+            removed = set(stale) | work.removed
+            for entry in adopted:
+                entries[(entry.key, entry.context)] = entry
+            if bulk:
+                for change in plan.pending:
+                    if change.op is Op.DELETE:
+                        removed.add(change.slot)
+                    elif change.new is not None:
+                        entries[change.slot] = self._entry(
+                            change.key, change.context, change.new, None
+                        )
+            for slot in removed:
+                entries.pop(slot, None)
+            return merge_ownership(
+                work.ownership_text,
+                list(entries.values()),
+                sorted(removed, key=lambda slot: (slot[0], slot[1] or "")),
+            )
+
+        return build
+
+    def _bookkeeping(
+        self, work: _TargetWork, plan: Plan, remote: RemoteState
+    ) -> tuple[list[LedgerEntry], list[LedgerSlot]]:
+        """Ledger changes that need no write: adopted values and entries of vanished keys."""
+        canonical_changes = {change.slot: change for change in plan.changes}
+        upserts = []
+        for slot in plan.adopted:
+            change = canonical_changes.get(slot)
+            if change is None or change.new is None:
+                continue
+            variable = remote.variables.get(slot[0])
+            updated_at = variable.updated_at if variable else None
+            upserts.append(self._entry(slot[0], slot[1], change.new, updated_at))
+        return upserts, list(plan.ledger_stale)
+
+    async def _settle_ledger(self, work: _TargetWork, plan: Plan, remote: RemoteState) -> None:
+        """Store adopted entries and drop stale ones in the database ledger."""
+        if self.settings.ledger_backend != "database":
+            return
+        upserts, removals = self._bookkeeping(work, plan, remote)
+        if upserts or removals:
+            await asyncio.to_thread(self.store().save_ledger, work.ref.ledger_id, upserts, removals)
+
+    async def _redeploy(self, work: _TargetWork) -> bool:
+        if not self.settings.redeploy or not work.written:
+            return False
+        await work.provider.redeploy(work.ref)
+        return True
+
+    # Results.
+
+    def _result(
+        self,
+        request: RunRequest,
+        run_id: str,
+        work: _TargetWork,
+        plan: Plan,
+        *,
+        applied: bool,
+        redeployed: bool = False,
+    ) -> TargetResult:
+        warnings = []
+        if applied and work.written and not redeployed:
+            warnings.append("the change takes effect at the next deploy (ENVSYNC_REDEPLOY=false)")
+        return TargetResult(
+            target=work.ref,
+            run_id=run_id,
+            mode=request.mode,
+            plan=replace(plan, target=work.ref),
+            applied=applied,
+            written=tuple(work.written),
+            warnings=tuple(warnings),
+            redeployed=redeployed,
+            duration_s=time.monotonic() - work.started,
+        )
+
+    def _failed(
+        self,
+        run_id: str,
+        request: RunRequest,
+        ref: TargetRef,
+        error: EnvsyncError,
+        work: _TargetWork | None = None,
+    ) -> TargetResult:
+        logger.error("%s: %s", ref.name, error)
+        cause = error.cause
+        if isinstance(error, ProviderError) and work is not None and work.written:
+            cause = "partial_apply"
+        return TargetResult(
+            target=ref,
+            run_id=run_id,
+            mode=request.mode,
+            plan=None,
+            applied=False,
+            written=tuple(work.written) if work else (),
+            errors=(str(error),),
+            error_causes=(cause,),
+            duration_s=time.monotonic() - work.started if work else 0.0,
+        )
+
+    def _log_summary(self, results: Sequence[TargetResult]) -> None:
+        """One line per provider in the original EnvSync form."""
+        by_provider: dict[str, list[TargetResult]] = {}
+        for result in results:
+            by_provider.setdefault(result.target.provider, []).append(result)
+        for provider, items in sorted(by_provider.items()):
+            applied = all(item.applied for item in items)
+            changes = sum(
+                len(item.written) if item.applied else len(item.plan.pending if item.plan else ())
+                for item in items
+            )
+            errors = sum(len(problems(item)) for item in items)
+            logger.info(
+                "[ENVSYNC] %s: applied=%s changes=%d errors=%d", provider, applied, changes, errors
+            )
+
+
+def _wanted(work: _TargetWork, targets: Sequence[str]) -> bool:
+    if not targets:
+        return True
+    names = {work.spec.provider, work.ref.name, work.ref.id, work.spec.name, work.spec.selector}
+    return any(target in names for target in targets)
+
+
+def _unresolved_ref(spec: TargetSpec) -> TargetRef:
+    prefix = "render-group" if spec.kind == "env_group" else spec.provider
+    return TargetRef(
+        spec.provider, spec.kind, spec.selector, spec.name or f"{prefix}/{spec.selector}"
+    )
+
+
+def _run_target_record(result: TargetResult) -> dict[str, Any]:
+    """What the run history keeps of one target's result: names and counts, no values."""
+    plan = result.plan
+    counts = {op.value: plan.count(op) for op in Op} if plan else {}
+    if plan is not None:
+        counts["rejected"] = len(plan.rejected)
+        counts["conflicts"] = len(plan.conflicts)
+    return {
+        "target": result.target.name,
+        "provider": result.target.provider,
+        "ledger_id": result.target.ledger_id,
+        "applied": result.applied,
+        "counts": counts,
+        "changes": [{"key": c.key, "context": c.context, "op": c.op.value} for c in result.written]
+        if result.applied or result.written
+        else [
+            {"key": c.key, "context": c.context, "op": c.op.value}
+            for c in (plan.pending if plan else ())
+        ],
+        "errors": problems(result),
+        "causes": list(result.error_causes),
+        "duration_s": round(result.duration_s, 3),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
