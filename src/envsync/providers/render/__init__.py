@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
 
 from envsync.errors import ResolutionError
-from envsync.http import ApiClient, RetryPolicy, Sleep
+from envsync.http import ApiClient, RateLimitPacer, RetryPolicy, Sleep
 from envsync.model import Change, RemoteState, SecretValue, TargetRef
 from envsync.providers.base import LedgerDocument, WriteProgress
 from envsync.providers.render.client import PROVIDER, RenderClient, Service
@@ -52,7 +53,11 @@ class RenderProvider:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`sleep` and `clock` are replaced together in tests: rate-limit pacing waits
+        until `clock` passes the window's reset, so a `sleep` that returns at once needs
+        a `clock` that it moves forward."""
         self.rules = RenderRules()
         self.api = ApiClient(
             provider=PROVIDER,
@@ -67,6 +72,7 @@ class RenderProvider:
             concurrency=settings.provider_concurrency,
             transport=transport,
             sleep=sleep,
+            pacer=RateLimitPacer(sleep=sleep, clock=clock),
         )
         self.client = RenderClient(self.api)
 
@@ -139,11 +145,11 @@ class RenderProvider:
         matches = [service for service in listed if service.name == spec.selector]
         if len(matches) == 1:
             return matches[0]
-        shown = matches or list(listed)
+        candidates = matches or list(listed)
         problem = "no Render service is named" if not matches else "several services are named"
         raise ResolutionError(
             f"{problem} {spec.selector!r}{_owner_phrase(spec)}",
-            [service.label for service in shown],
+            [service.label for service in candidates],
             hint="set RENDER_SERVICE_ID to the service's srv-... id",
         )
 

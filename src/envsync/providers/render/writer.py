@@ -246,11 +246,11 @@ def _carried_value(target: TargetRef, remote: RemoteState, key: str) -> SecretVa
 def _answer_mismatch(
     target: TargetRef, method: str, path: str, keys: Sequence[str]
 ) -> UnexpectedResponseError:
-    shown = ", ".join(keys[:20])
+    listed = ", ".join(keys[:20])
     if len(keys) > 20:
-        shown += f" and {len(keys) - 20} more"
+        listed += f" and {len(keys) - 20} more"
     return UnexpectedResponseError(
-        f"Render stored something other than what was sent for {shown}",
+        f"Render stored something other than what was sent for {listed}",
         provider=PROVIDER,
         method=method,
         path=path,
