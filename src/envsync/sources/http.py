@@ -205,9 +205,14 @@ async def _send_once(
     headers: dict[str, str],
 ) -> tuple[httpx.Response | None, str | None]:
     """Send one GET and log it; return the response, or None and why the request failed."""
+    url = httpx.URL(endpoint.url)
+    if params:
+        # Merged by hand, because httpx replaces a URL's own query with `params`.
+        url = url.copy_merge_params(dict(params))
+
     started = time.monotonic()
     try:
-        response = await client.get(endpoint.url, params=params, headers=headers)
+        response = await client.get(url, headers=headers)
     except httpx.TransportError as failure:
         _log_call(endpoint, "failed", started)
         return None, _describe_failure(failure)
