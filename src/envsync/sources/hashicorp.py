@@ -20,7 +20,7 @@ import requests
 
 from envsync.config import Settings
 from envsync.errors import ConfigError, SecretDeletedError, SourceError, SourceFetchError
-from envsync.sources.http import origin_of, require_safe_url, retry_policy
+from envsync.sources.http import after_attempts, origin_of, require_safe_url, retry_policy
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ async def read_kv2(settings: Settings, mount: str, path: str) -> KvSecret:
             if attempt > policy.max_retries:
                 raise SourceFetchError(
                     where,
-                    f"{failure.reason} after {attempt} attempts",
+                    f"{failure.reason} {after_attempts(attempt)}",
                     status=failure.status,
                     hint="check that Vault is up and reachable at VAULT_ADDR",
                 ) from None
@@ -186,7 +186,7 @@ def _translate(error: Exception, mount: str, path: str) -> Exception:
 
 
 def _missing_or_deleted(error: Any, mount: str, path: str) -> SourceError:
-    """A 404 from KV v2: a deleted or destroyed latest version carries its metadata."""
+    """Build the error for a KV v2 404, whose body has metadata when the version is deleted."""
     where = f"vault {mount}/{path}"
     metadata = _error_metadata(error)
     if metadata is None:

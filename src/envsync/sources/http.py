@@ -90,6 +90,10 @@ def require_safe_url(url: str, setting: str) -> None:
     )
 
 
+def after_attempts(count: int) -> str:
+    return "after 1 attempt" if count == 1 else f"after {count} attempts"
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_retries=settings.max_retries,
@@ -158,7 +162,7 @@ async def get_json(
             if delay is None:
                 raise SourceFetchError(
                     endpoint.where,
-                    f"{reason} after {attempt} attempts",
+                    f"{reason} {after_attempts(attempt)}",
                     status=status,
                     hint="check that the service is up and run envsync again",
                 )
