@@ -872,6 +872,27 @@ def test_write_file_failure_keeps_old_file(tmp_path: Path, monkeypatch: pytest.M
     assert [entry.name for entry in tmp_path.iterdir()] == ["a.env"]
 
 
+def test_write_file_folder_flush_failure_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The new file is in place when the folder flush fails, so the failure is only logged.
+    path = tmp_path / "a.env"
+    real_fsync = os.fsync
+
+    def fsync_files_only(descriptor: int) -> None:
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            raise OSError(22, "Invalid argument")
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync_files_only)
+
+    dotenv.write_file(path, {"A": CANARY})
+
+    assert path.read_text() == f"A={CANARY}\n"
+    assert "could not flush folder" in caplog.text
+    assert CANARY not in caplog.text
+
+
 def test_write_file_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(SourceError):
         dotenv.write_file(tmp_path / "absent" / "a.env", {"A": "1"})

@@ -9,23 +9,27 @@ be read stops the run with a `DotenvParseError` instead of being dropped. The ru
 - Line ends: LF, CRLF and a lone CR. Inside a quoted value, CRLF and a lone CR become LF.
 - Blank lines and lines whose first non-blank character is `#` are skipped.
 - `KEY=VALUE`, optionally preceded by `export` and whitespace. Keys match
-  `[A-Za-z_][A-Za-z0-9_]*`; spaces and tabs around keys and unquoted values are trimmed.
+  `[A-Za-z_][A-Za-z0-9_]*`. Spaces and tabs (and no other whitespace) around keys and
+  unquoted values are trimmed.
 - Unquoted values end at the line end or at a space or tab followed by `#`. Only `\\$` is
-  an escape there; every other backslash is literal.
+  an escape there, and every other backslash is literal.
 - Single quotes are literal apart from the escapes `\\'` and `\\\\`.
-- Double quotes know the escapes `\\n`, `\\r`, `\\t`, `\\"`, `\\\\` and `\\$`; any other
-  backslash sequence stays as written.
+- Double-quoted values decode the escapes `\\n`, `\\r`, `\\t`, `\\"`, `\\\\` and `\\$`. Any
+  other backslash sequence stays as written.
 - After a closing quote, only blanks and a `#` comment may follow. Quoted values may span
   lines. Backticks are ordinary characters.
 - Interpolation in unquoted and double-quoted values: `${NAME}`, `${NAME:-default}` (when
   unset or empty) and `${NAME-default}` (when unset). A name resolves to a key defined
   earlier in the file, then to `environ`. An undefined name without a default is an error.
-  A bare `$NAME` or `$` is literal. Nothing is ever executed.
+  A bare `$NAME` or `$` is literal. With interpolation on, a `${` that starts none of the
+  three forms is an error, so a literal `${` is written `\\${`. Nothing is ever executed.
 - A duplicate key: the last definition wins, and a warning names both lines.
 
-Unlike python-dotenv (1.2.x), this parser keeps unknown escapes such as `\\v` as written,
-never expands inside single quotes, rejects an undefined `${NAME}` instead of giving an
-empty string, and raises on a malformed line instead of logging it and going on.
+This parser differs from python-dotenv 1.2.4 on purpose. It keeps unknown escapes such as
+`\\v` as written, where python-dotenv turns `"C:\\Users\\v2"` into a vertical tab. It never
+expands inside single quotes, and it rejects an undefined `${NAME}` instead of giving an
+empty string. It raises on a malformed line, where python-dotenv logs a warning and skips
+the line, or gives None for a line without '='.
 
 Error messages name the file, the line and the problem, and may name a key or a referenced
 variable, but never contain a value: callers may show them and log them as they are.
@@ -401,7 +405,7 @@ def _reject_nul_character(text: str, origin: str) -> None:
         origin,
         _count_line_ends(text[:position]) + 1,
         "contains a NUL character, which no environment variable can hold",
-        hint="point envsync at a .env text file; a binary file cannot be read",
+        hint="point envsync at a .env text file, because a binary file cannot be read",
     )
 
 
@@ -493,7 +497,9 @@ def _read_key(left: str, origin: str, line: int) -> str:
         key = key[export.end() :]
 
     if not key:
-        raise DotenvParseError(origin, line, "the line has no key before '='")
+        raise DotenvParseError(
+            origin, line, "the line has no key before '='", hint="write the line as KEY=VALUE"
+        )
 
     if not KEY_PATTERN.fullmatch(key):
         raise DotenvParseError(
@@ -554,7 +560,7 @@ def _check_after_closing_quote(rest: str, origin: str, line: int, opened_on: int
 
     hint = "only blanks and a '#' comment may follow a closing quote"
     if line != opened_on:
-        hint += f"; check that the quote opened on line {opened_on} is closed where you meant"
+        hint += f". Check that the quote opened on line {opened_on} is closed where you meant"
 
     raise DotenvParseError(origin, line, "unexpected text after the closing quote", hint=hint)
 
@@ -692,7 +698,7 @@ class _TemplateReader:
 
         raise self._error(
             f"'${{{name}' must be followed by '}}', ':-' or '-'",
-            "use ${NAME}, ${NAME:-default} or ${NAME-default}; " + _LITERAL_HINT,
+            "use ${NAME}, ${NAME:-default} or ${NAME-default}, or " + _LITERAL_HINT,
         )
 
 
@@ -909,12 +915,19 @@ def _existing_mode(path: Path) -> int | None:
 
 
 def _fsync_directory(directory: Path) -> None:
-    # Without this, a crash right after the rename can bring back the old directory entry.
-    descriptor = os.open(directory, os.O_RDONLY)
+    """Flush the rename to disk, so that a crash right after it cannot bring back the old file.
+
+    The new file is already in place when this runs, so a failure (some file systems reject
+    fsync on a folder) is logged and not raised.
+    """
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        logger.warning("could not flush folder %s to disk: %s", directory, error.strerror)
 
 
 def _write_error(path: Path, error: OSError) -> SourceError:
