@@ -149,33 +149,45 @@ async def get_json(
     async with httpx.AsyncClient(
         timeout=httpx.Timeout(policy.timeout_s), follow_redirects=False
     ) as client:
-        attempt = 0
-        while True:
-            response, failure = await _send_once(client, endpoint, params, headers)
-            if response is not None and not _is_transient(response.status_code):
-                return _read_response(endpoint, response, not_found_ok)
+        response = await _get_with_retries(client, endpoint, params, headers, policy)
+    return _read_response(endpoint, response, not_found_ok)
 
-            attempt += 1
-            status = response.status_code if response is not None else None
-            reason = failure or f"HTTP {status}"
-            delay = _retry_delay(response, policy, attempt)
-            if delay is None:
-                raise SourceFetchError(
-                    endpoint.where,
-                    f"{reason} {after_attempts(attempt)}",
-                    status=status,
-                    hint="check that the service is up and run envsync again",
-                )
 
-            logger.warning(
-                "%s: %s; retrying in %.1fs (attempt %d of %d)",
+async def _get_with_retries(
+    client: httpx.AsyncClient,
+    endpoint: JsonEndpoint,
+    params: Mapping[str, str] | None,
+    headers: dict[str, str],
+    policy: RetryPolicy,
+) -> httpx.Response:
+    """Send GET until a response that is not transient arrives, or raise SourceFetchError."""
+    attempt = 0
+    while True:
+        response, failure = await _send_once(client, endpoint, params, headers)
+        if response is not None and not _is_transient(response.status_code):
+            return response
+
+        attempt += 1
+        status = response.status_code if response is not None else None
+        reason = failure or f"HTTP {status}"
+        delay = _retry_delay(response, policy, attempt)
+        if delay is None:
+            raise SourceFetchError(
                 endpoint.where,
-                reason,
-                delay,
-                attempt + 1,
-                policy.max_retries + 1,
+                f"{reason} {after_attempts(attempt)}",
+                status=status,
+                hint="check that the service is up and run envsync again",
             )
-            await asyncio.sleep(delay)
+
+        logger.warning(
+            "%s: %s; retrying in %.1fs (attempt %d of %d)",
+            endpoint.where,
+            reason,
+            delay,
+            attempt + 1,
+            policy.max_retries + 1,
+        )
+        await asyncio.sleep(delay)
 
 
 def _request_headers(endpoint: JsonEndpoint) -> dict[str, str]:
