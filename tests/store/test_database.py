@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from envsync.config import Settings
-from envsync.errors import ConfigError
+from envsync.errors import ConfigError, StoreError
 from envsync.store import Store, open_store, resolve_database_url
 from envsync.store.schema import VERSION_TABLE, metadata
 from tests.store.processes import finish, read_line, start_together, start_worker
@@ -77,6 +78,16 @@ def test_open_store_from_settings(tmp_path: Path) -> None:
     assert (tmp_path / "from-settings.db").is_file()
 
 
+def test_unwritable_sqlite_folder_is_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be", encoding="utf-8")
+
+    with pytest.raises(StoreError) as raised:
+        Store.open(f"sqlite:///{blocker / 'state.db'}")
+
+    assert "not-a-folder" in str(raised.value)
+
+
 def test_sqlite_store_uses_wal_and_busy_timeout(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'state.db'}") as store, store.engine.connect() as c:
         journal_mode = c.execute(text("PRAGMA journal_mode")).scalar()
@@ -138,6 +149,41 @@ def test_concurrent_migration_from_processes(database_url: str) -> None:
     with Store.open(database_url, migrate=False) as store:
         assert _schema_revision(store) is not None
         assert set(metadata.tables) <= set(inspect(store.engine).get_table_names())
+
+
+def test_newer_schema_revision_is_store_error(database_url: str) -> None:
+    with Store.open(database_url) as store, store.engine.begin() as connection:
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+
+    with pytest.raises(StoreError) as raised:
+        Store.open(database_url)
+
+    assert "9999" in str(raised.value)
+    assert "newer envsync" in str(raised.value)
+
+
+def test_unreachable_database_open_is_store_error() -> None:
+    with pytest.raises(StoreError) as raised:
+        Store.open("postgresql://envsync:hunter2-password@127.0.0.1:1/state")
+
+    assert "hunter2-password" not in str(raised.value)
+    assert "ENVSYNC_DATABASE_URL" in str(raised.value)
+
+
+def test_sqlite_read_not_blocked_by_open_write(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Store.open(f"sqlite:///{path}") as store:
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO envsync_meta (name, value) VALUES ('other', x'00')")
+        try:
+            # A read that took the write lock would wait for the busy timeout, then fail.
+            runs = store.list_runs()
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+
+    assert runs == []
 
 
 def test_ping_true_for_open_store(store: Store) -> None:

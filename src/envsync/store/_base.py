@@ -10,10 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
-from envsync.errors import StoreError
-from envsync.store.database import READ_ONLY_OPTION
+from envsync.store.database import READ_ONLY_OPTION, store_errors
 
 
 def new_id() -> str:
@@ -50,31 +48,11 @@ class StoreBase:
     @contextmanager
     def _writing(self, action: str) -> Iterator[Connection]:
         """Open one short writing transaction, turning a database error into a StoreError."""
-        with _store_errors(action), self._engine.begin() as connection:
+        with store_errors(action), self._engine.begin() as connection:
             yield connection
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[Connection]:
         """Open one short read-only transaction, turning a database error into a StoreError."""
-        with _store_errors(action), self._read_engine.begin() as connection:
+        with store_errors(action), self._read_engine.begin() as connection:
             yield connection
-
-
-@contextmanager
-def _store_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as error:
-        raise StoreError(
-            f"the envsync store failed to {action}: {_describe(error)}",
-            hint="check that ENVSYNC_DATABASE_URL points at a reachable, writable database",
-        ) from error
-
-
-def _describe(error: SQLAlchemyError) -> str:
-    """Return the driver's first message line, without SQLAlchemy's statement and parameters."""
-    original = getattr(error, "orig", None)
-    source: BaseException = original if isinstance(original, BaseException) else error
-    lines = str(source).strip().splitlines()
-    first_line = lines[0] if lines else ""
-    return f"{type(source).__name__}: {first_line}" if first_line else type(source).__name__

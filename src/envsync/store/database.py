@@ -18,6 +18,7 @@ import functools
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +27,9 @@ from typing import Any
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from envsync.errors import ConfigError
+from envsync.errors import ConfigError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,16 @@ def create_store_engine(url: URL) -> Engine:
 
 
 def _create_sqlite_engine(url: URL) -> Engine:
-    sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+    database_file = sqlite_path(url)
+    try:
+        database_file.parent.mkdir(parents=True, exist_ok=True)
+        _enable_wal(database_file)
+    except (OSError, sqlite3.Error) as error:
+        raise StoreError(
+            f"the envsync store failed to open the SQLite file {database_file}: {error}",
+            hint="check that its folder exists or can be created, and is writable",
+        ) from error
+
     engine = create_engine(
         url,
         hide_parameters=True,
@@ -147,17 +157,37 @@ def _create_sqlite_engine(url: URL) -> Engine:
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
-    # Python's sqlite3 module (before 3.12) begins transactions on its own and only before
-    # DML; switching that off lets the "begin" listener choose the kind of BEGIN.
+    # Python's sqlite3 module (before 3.12) begins transactions on its own, and only before
+    # DML. Switching that off lets the "begin" listener choose the kind of BEGIN.
     dbapi_connection.isolation_level = None
 
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _enable_wal(database_file: Path) -> None:
+    """Switch the file to WAL mode, which SQLite then keeps in the file itself.
+
+    The switch runs under the migration lock, because two connections that switch a new
+    file at the same moment can fail at once with "database is locked", without waiting
+    for the busy timeout.
+    """
+    with FileLock(_migration_lock_path(database_file)):
+        connection = sqlite3.connect(database_file, timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+        finally:
+            connection.close()
+
+
+def _migration_lock_path(database_file: Path) -> Path:
+    return database_file.with_name(database_file.name + ".migrate.lock")
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
@@ -167,6 +197,27 @@ def _begin_sqlite_transaction(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@contextmanager
+def store_errors(action: str) -> Iterator[None]:
+    """Turn a database error inside the block into a StoreError naming the failed action."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        raise StoreError(
+            f"the envsync store failed to {action}: {_describe(error)}",
+            hint="check that ENVSYNC_DATABASE_URL points at a reachable, writable database",
+        ) from error
+
+
+def _describe(error: SQLAlchemyError) -> str:
+    """Return the driver's first message line, without SQLAlchemy's statement and parameters."""
+    original = getattr(error, "orig", None)
+    source: BaseException = original if isinstance(original, BaseException) else error
+    lines = str(source).strip().splitlines()
+    first_line = lines[0] if lines else ""
+    return f"{type(source).__name__}: {first_line}" if first_line else type(source).__name__
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Run every pending migration, safely when several processes open the store at once.
 
@@ -174,21 +225,42 @@ def upgrade_schema(engine: Engine) -> None:
     runs under a file lock beside the SQLite file, or a PostgreSQL advisory lock, and checks
     again inside it, because another process may have finished the upgrade meanwhile.
     """
-    if _schema_is_current(engine):
-        return
-
-    with _migration_lock(engine) as connection:
-        if _current_revision(connection) == _head_revision():
-            connection.commit()
+    with store_errors("upgrade its schema"):
+        if _schema_is_current(engine):
             return
-        _run_upgrade(connection)
+
+        with _migration_lock(engine) as connection:
+            current = _current_revision(connection)
+            if current == _head_revision():
+                connection.commit()
+                return
+            _check_known_revision(current)
+            _run_upgrade(connection)
+
+
+def _check_known_revision(current: str | None) -> None:
+    """Raise StoreError when a newer envsync migrated the database past this one's head."""
+    from alembic.script import ScriptDirectory
+
+    if current is None:
+        return
+    known = {
+        script.revision
+        for script in ScriptDirectory.from_config(_alembic_config()).walk_revisions()
+    }
+    if current in known:
+        return
+    raise StoreError(
+        f"the envsync store's schema is at revision {current}, which this envsync does not "
+        "know, so a newer envsync has upgraded it",
+        hint="run the newer envsync, or point ENVSYNC_DATABASE_URL at another database",
+    )
 
 
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[Connection]:
     if is_sqlite(engine.url):
-        database_file = sqlite_path(engine.url)
-        lock_path = database_file.with_name(database_file.name + ".migrate.lock")
+        lock_path = _migration_lock_path(sqlite_path(engine.url))
         with FileLock(lock_path), engine.connect() as connection:
             yield connection
         return
