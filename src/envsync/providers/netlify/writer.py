@@ -220,6 +220,8 @@ def _create_step(spec: TargetSpec, new_keys: dict[str, list[Change]]) -> CreateV
 def _update_step(spec: TargetSpec, variable: RemoteVariable, change: Change) -> WriteStep:
     context = _context_of(change)
     if not (change.secret and context == ALL_CONTEXT):
+        # NOTE: a plain variable turned into a secret in one context keeps its scopes, and
+        # Netlify does not document what it does when they include post_processing.
         value = ContextValue(context, _new_value(change))
         return SetValue(change.key, value, is_secret=change.secret, change=change)
 
