@@ -228,6 +228,12 @@ def test_ownership_round_trip_keeps_contexts_and_updated_at() -> None:
     assert decode_ownership(encode_ownership(entries)) == _by_slot(entries)
 
 
+def test_ownership_keeps_empty_updated_at() -> None:
+    entry = _entry("K", "production", updated_at="")
+
+    assert decode_ownership(encode_ownership([entry])) == {("K", "production"): entry}
+
+
 def test_ownership_keeps_whole_seconds_of_written_at() -> None:
     entry = _entry("K", written_at="2024-05-01T12:00:00.987654+00:00")
 
@@ -352,7 +358,7 @@ entry_strategy = st.builds(
     key=st.text(min_size=1, max_size=40),
     context=st.one_of(st.none(), st.sampled_from(["production", "dev", "branch:staging"])),
     value_hash=st.binary(min_size=32, max_size=32).map(bytes.hex),
-    updated_at=st.one_of(st.none(), st.text(min_size=1, max_size=30)),
+    updated_at=st.one_of(st.none(), st.text(max_size=30)),
     written_at=st.integers(min_value=0, max_value=4_102_444_800).map(_iso_time),
 )
 

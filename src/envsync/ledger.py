@@ -245,7 +245,9 @@ def _decode_entry(item: Any) -> LedgerEntry | None:
     updated_at = rest[1] if len(rest) > 1 else None
     if not isinstance(key, str) or not key:
         return None
-    if not _is_optional_text(context) or not _is_optional_text(updated_at):
+    if not (context is None or (isinstance(context, str) and context)):
+        return None
+    if not (updated_at is None or isinstance(updated_at, str)):
         return None
     if isinstance(written, bool) or not isinstance(written, int) or written < 0:
         return None
@@ -255,10 +257,6 @@ def _decode_entry(item: Any) -> LedgerEntry | None:
         return None
     written_at = datetime.fromtimestamp(written, UTC).isoformat()
     return LedgerEntry(key, context, value_hash, updated_at, written_at)
-
-
-def _is_optional_text(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and bool(value))
 
 
 def _decode_hash(encoded: Any) -> str | None:
