@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from envsync.config import OWNERSHIP_KEY, Settings, TargetSpec, load_targets
+from envsync.config import Settings, TargetSpec, load_targets
 from envsync.errors import (
     EnvsyncError,
     ProviderError,
@@ -52,6 +52,7 @@ from envsync.model import (
 )
 from envsync.planner import PlanInput, PlanOptions, plan_target
 from envsync.providers.base import Provider, load_provider_factory
+from envsync.store.records import TargetSummary
 
 if TYPE_CHECKING:
     import httpx
@@ -136,7 +137,7 @@ class Engine:
         events: EventBus | None = None,
         environ: Mapping[str, str] | None = None,
         cwd: Path | None = None,
-        stdin: IO[bytes] | None = None,
+        stdin: BinaryIO | None = None,
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self.settings = settings
@@ -181,7 +182,7 @@ class Engine:
         canonical = await self._read_canonical(request)
         specs = self._select_specs(request)
         run_id = await asyncio.to_thread(
-            self.store().start_run, request.trigger, request.actor, request.mode.value
+            lambda: self.store().start_run(request.trigger, request.mode, actor=request.actor)
         )
         logger.info(
             "run %s started: %s of %d targets from %s",
@@ -341,11 +342,13 @@ class Engine:
             if request.mode is RunMode.DRY_RUN:
                 result = await self._plan_only(request, run_id, canonical, work, credentials)
             else:
+                await asyncio.to_thread(self.store().start_target, run_id, work.ref)
                 async with self.locks().hold(work.ref.ledger_id, request.lock_timeout_s):
                     result = await self._apply(request, run_id, canonical, work, credentials)
         except EnvsyncError as error:
             result = self._failed(run_id, request, work.ref, error, work)
-        await asyncio.to_thread(self.store().finish_target, run_id, _run_target_record(result))
+        summary = TargetSummary.of_result(result)
+        await asyncio.to_thread(self.store().finish_target, run_id, result.target, summary)
         for event in events_for(result):
             self.events.publish(event)
         return result
@@ -397,12 +400,10 @@ class Engine:
     async def _read(self, work: _TargetWork) -> RemoteState:
         remote = await work.provider.read(work.ref)
         work.ref = remote.target
-        ownership = remote.variables.get(OWNERSHIP_KEY)
-        work.ownership_text = None
-        if ownership is not None:
-            value = ownership.value_for("dev") or ownership.value_for(None)
-            if value is not None and value.value is not None:
-                work.ownership_text = value.value.reveal()
+        if self.settings.ledger_backend == "target":
+            from envsync.ledger import ownership_text
+
+            work.ownership_text, _ = ownership_text(remote)
         return remote
 
     async def _plan(
@@ -664,31 +665,6 @@ def _unresolved_ref(spec: TargetSpec) -> TargetRef:
     return TargetRef(
         spec.provider, spec.kind, spec.selector, spec.name or f"{prefix}/{spec.selector}"
     )
-
-
-def _run_target_record(result: TargetResult) -> dict[str, Any]:
-    """What the run history keeps of one target's result: names and counts, no values."""
-    plan = result.plan
-    counts = {op.value: plan.count(op) for op in Op} if plan else {}
-    if plan is not None:
-        counts["rejected"] = len(plan.rejected)
-        counts["conflicts"] = len(plan.conflicts)
-    return {
-        "target": result.target.name,
-        "provider": result.target.provider,
-        "ledger_id": result.target.ledger_id,
-        "applied": result.applied,
-        "counts": counts,
-        "changes": [{"key": c.key, "context": c.context, "op": c.op.value} for c in result.written]
-        if result.applied or result.written
-        else [
-            {"key": c.key, "context": c.context, "op": c.op.value}
-            for c in (plan.pending if plan else ())
-        ],
-        "errors": problems(result),
-        "causes": list(result.error_causes),
-        "duration_s": round(result.duration_s, 3),
-    }
 
 
 def _now() -> str:

@@ -1,0 +1,129 @@
+"""The Typer application: commands, shared options and how errors become exit codes.
+
+Exit codes: 0 success (for `plan --detailed-exitcode`: no changes pending); 2 changes
+pending (`plan --detailed-exitcode` only); 1 an error in any target, a rejected key or a
+conflict, an invalid setting or a usage error. Usage errors exit 1 rather than Click's 2 so
+that 2 always means "changes pending" to a CI job.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+import typer
+
+from envsync import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+HELP = """Keep Render and Netlify environment variables equal to one canonical set.
+
+Exit codes: 0 success (with `plan --detailed-exitcode`: no changes pending), 1 an error in
+any target (a failed call, a rejected key, a conflict) or an invalid setting, 2 changes
+pending (`plan --detailed-exitcode` only)."""
+
+app = typer.Typer(
+    name="envsync",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"envsync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Keep Render and Netlify environment variables equal to one canonical set."""
+
+
+def fail(message: str, *, code: int = EXIT_ERROR) -> NoReturn:
+    """Print an error on standard error and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_cli_settings(overrides: Mapping[str, Any] | None = None) -> Any:
+    """Settings for a CLI command, with logging set up; an invalid setting exits 1."""
+    from envsync.config import load_settings
+    from envsync.errors import ConfigError
+    from envsync.logs import configure_logging, register_secret
+
+    try:
+        settings = load_settings(overrides=overrides)
+    except ConfigError as error:
+        fail(str(error))
+
+    # The service logs every provider call at INFO; on a terminal that would bury the plan,
+    # so the CLI shows warnings and errors unless ENVSYNC_LOG_LEVEL is set.
+    level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
+    configure_logging(level, settings.log_format)
+    for secret in _credentials_of(settings):
+        register_secret(secret)
+    return settings
+
+
+def _credentials_of(settings: Any) -> list[str]:
+    secrets = []
+    for name in (
+        "api_token",
+        "ledger_key",
+        "snapshot_key",
+        "webhook_secret",
+        "vault_token",
+        "vault_auth_token",
+        "dashboard_auth_token",
+        "database_url",
+    ):
+        value = getattr(settings, name)
+        if value is not None:
+            secrets.append(value.get_secret_value())
+    secrets += [url.get_secret_value() for url in settings.webhook_urls]
+    for name in ("RENDER_API_TOKEN", "NETLIFY_API_TOKEN"):
+        if os.environ.get(name):
+            secrets.append(os.environ[name].strip())
+    return secrets
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def run() -> None:
+    """Run the app, turning usage errors into exit code 1."""
+    from envsync.cli import (  # noqa: F401  (commands register)
+        demo,
+        discover,
+        emulate,
+        sync,
+    )
+
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as error:  # Click's usage errors, raised because standalone_mode is off
+        from typer._click.exceptions import ClickException
+
+        if isinstance(error, ClickException):
+            error.show()
+            sys.exit(EXIT_ERROR)
+        raise
