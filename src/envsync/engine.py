@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +72,11 @@ class RunRequest:
 
     `targets` holds `--target` values (a provider name or a target name); empty means every
     configured target. `trigger` and `actor` are recorded in the run history.
+
+    Runs that are not a plain sync (rollback, rotation) can give the canonical set instead
+    of reading the source, their own planning function instead of `plan_target`, and
+    `ledger_ids` to restrict the run to targets by their ledger identity. `run_id` is set
+    when the caller recorded the run's start itself (the service answers 202 with it).
     """
 
     mode: RunMode
@@ -85,6 +89,10 @@ class RunRequest:
     trigger: str = "library"
     actor: str | None = None
     lock_timeout_s: float | None = DEFAULT_LOCK_TIMEOUT_S
+    canonical: CanonicalSet | None = None
+    planner: Callable[[PlanInput], Plan] | None = None
+    ledger_ids: tuple[str, ...] = ()
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +157,9 @@ class Engine:
         self._stdin = stdin
         self._transports = dict(transports or {})
         self._hasher: LedgerHasher | None = None
+        # Called with every target's result and its request, after the run history has it
+        # and before its events are published (tickets, metrics).
+        self.result_hooks: list[Callable[[TargetResult, RunRequest], Awaitable[None]]] = []
 
     # Shared resources, opened on first use so that a plan that fails early stays cheap.
 
@@ -179,11 +190,9 @@ class Engine:
 
     async def run(self, request: RunRequest) -> RunReport:
         """Plan (dry-run) or apply (enforce) every selected target; one result per target."""
-        canonical = await self._read_canonical(request)
+        canonical = request.canonical or await self._read_canonical(request)
         specs = self._select_specs(request)
-        run_id = await asyncio.to_thread(
-            lambda: self.store().start_run(request.trigger, request.mode, actor=request.actor)
-        )
+        run_id = request.run_id or await self.start_run(request)
         logger.info(
             "run %s started: %s of %d targets from %s",
             run_id,
@@ -209,6 +218,12 @@ class Engine:
             canonical_origin=canonical.origin,
             canonical_size=len(canonical),
             warnings=canonical.warnings,
+        )
+
+    async def start_run(self, request: RunRequest) -> str:
+        """Record a run's start in the history and return its id."""
+        return await asyncio.to_thread(
+            lambda: self.store().start_run(request.trigger, request.mode, actor=request.actor)
         )
 
     async def _read_canonical(self, request: RunRequest) -> CanonicalSet:
@@ -258,6 +273,8 @@ class Engine:
             work += [_TargetWork(spec, ref, provider) for ref in refs]
 
         work = [item for item in work if _wanted(item, request.targets)]
+        if request.ledger_ids:
+            work = [item for item in work if item.ref.ledger_id in request.ledger_ids]
         results = await asyncio.gather(
             *(self._run_target(request, run_id, canonical, item, credentials) for item in work)
         )
@@ -349,6 +366,13 @@ class Engine:
             result = self._failed(run_id, request, work.ref, error, work)
         summary = TargetSummary.of_result(result)
         await asyncio.to_thread(self.store().finish_target, run_id, result.target, summary)
+        for hook in self.result_hooks:
+            try:
+                await hook(result, request)
+            except Exception:
+                logger.exception(
+                    "a result hook failed for %s in run %s", result.target.name, run_id
+                )
         for event in events_for(result):
             self.events.publish(event)
         return result
@@ -423,7 +447,8 @@ class Engine:
             rewrite_secrets=request.rewrite_secrets,
             convert_secrets=request.convert_secrets,
         )
-        return plan_target(
+        planner = request.planner or plan_target
+        return planner(
             PlanInput(
                 target=work.ref,
                 spec=work.spec,
@@ -670,6 +695,3 @@ def _unresolved_ref(spec: TargetSpec) -> TargetRef:
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
-
-def new_run_id() -> str:
-    return uuid.uuid4().hex
