@@ -257,6 +257,7 @@ def test_unknown_token_gets_401(emulators: EmulatorSet) -> None:
     )
 
     assert response.status_code == 401
+    assert response.headers["ratelimit-limit"] == "400"
 
 
 def test_answers_carry_render_headers(render: httpx.Client) -> None:

@@ -14,14 +14,18 @@ platform's own paths and, under `/_emulator/`, a control API for tests and demos
   never a value.
 - `POST /_emulator/faults` (`GET` lists pending rules, `DELETE` removes them): see
   `envsync.emulators.faults`.
-- `GET`/`POST /_emulator/config`: read or change the run-time switches. Every emulator has
-  `latency_ms` (added to every API request, with asyncio.sleep so requests overlap),
-  `rate_window_s` (null: each limit's real window; a number: every window that long) and
-  `rate_limits` (false: count and report, never respond 429); each adds its own.
+- `GET`/`POST /_emulator/config`: read or change the run-time switches. Each emulator
+  adds its own to three common ones:
+  - `latency_ms`: a delay added to every API request. It uses asyncio.sleep, so delayed
+    requests overlap.
+  - `rate_window_s`: null keeps each limit's real window, a number makes every window
+    that many seconds long.
+  - `rate_limits`: false keeps counting and reporting but never responds 429.
 
 Control calls need no token and are not logged. Every API request passes, in order:
 fault lookup, latency, the fault itself (status, drop), the token check, the rate limit,
-then the API handler.
+then the API handler. Every response carries the emulator's rate-limit headers, except
+those of a status fault, which carry only the fault's own headers and the request id.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ JSONObject = dict[str, Any]
 KEYS_SCOPE = "envsync.emulator.keys"
 REPEAT_CURSOR_SCOPE = "envsync.emulator.repeat_cursor"
 TRANSPORT_SCOPE = "envsync.emulator.transport"
+
+# The rate-limit client key of requests without a known token.
+_ANONYMOUS = "\x00anonymous"
 
 # How long a dropped or truncated connection may take to report that it closed.
 _DISCONNECT_WAIT_S = 5.0
@@ -141,7 +148,7 @@ class Emulator(abc.ABC):
     Subclasses hold the platform's state and routes. They implement `load_seed`,
     `dump_state`, `api_routes` and `error_body`, and may override the token check, the
     rate buckets and the extra headers. All state is touched only on the event loop that
-    serves the app, so handlers need no locks; code on other threads goes through
+    serves the app, so handlers need no locks. Code on other threads goes through
     `EmulatorSet`, which runs its calls on that loop.
     """
 
@@ -362,14 +369,18 @@ class Emulator(abc.ABC):
             return
 
         token = self.token_of(scope)
+        bucket = self.rate_bucket(scope["method"], path)
         if token is None and self.needs_token(path):
-            await self.auth_failure(path)(scope, receive, self._with_headers(send, {}))
+            # Requests without a known token share one window of their own; they are
+            # always rejected with 401, but still carry the rate-limit headers.
+            decision = self._check_rate(_ANONYMOUS, bucket) if bucket is not None else None
+            headers = self.rate_headers(decision) if decision is not None else {}
+            await self.auth_failure(path)(scope, receive, self._with_headers(send, headers))
             return
 
         rate_headers: dict[str, str] = {}
-        bucket = self.rate_bucket(scope["method"], path)
-        if bucket is not None and token is not None:
-            decision = self._check_rate(token, bucket)
+        if bucket is not None:
+            decision = self._check_rate(token or _ANONYMOUS, bucket)
             rate_headers = self.rate_headers(decision)
             if not decision.allowed:
                 limited = self.rate_limited(decision)

@@ -9,7 +9,8 @@ A rule is posted to `POST /_emulator/faults` as
 - `{"latency_ms": 2000}`: wait that long, then respond normally.
 - `{"drop": true}`: close the connection without sending any response.
 - `{"truncate": true}`: send the real response's headers and only half of its body, then
-  close the connection, so the body ends short of its Content-Length.
+  close the connection, so the body ends short of its Content-Length. A response with an
+  empty body (a 204) cannot be cut, so it arrives whole before the connection closes.
 - `{"repeat_cursor": true}`: on a Render list page requested with a cursor, hand back that
   same cursor as the last item's cursor, so a client that trusts it loops. Requests without
   a cursor do not match this rule.

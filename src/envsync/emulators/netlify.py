@@ -17,10 +17,11 @@ Netlify's docs:
   `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix epoch seconds); then 429.
 - `{account_id}` in env paths is an account id or slug. Without `site_id` the env calls act
   on the account's team-level variables; with it, only on that site's, with no merging.
-- `POST .../env` creates a batch all-or-nothing (Netlify's docs leave this open; a rejected
-  reserved key is known to stop the whole batch): 409 when a key exists, 422 for a key that
-  is not `^[a-zA-Z][a-zA-Z0-9_]*$` of at most 255 characters or that is reserved (compared
-  upper-cased, netlify-cli's list), 400 for other invalid input.
+- `POST .../env` creates a batch all-or-nothing. Netlify's docs leave this open, but a
+  rejected reserved key is known to stop the whole batch. It returns 409 when a key
+  exists and 422 for a key that is reserved (compared upper-cased, netlify-cli's list) or
+  that is not `^[a-zA-Z][a-zA-Z0-9_]*$` of at most 255 characters. Other invalid input
+  gets 400.
 - `PUT` replaces all values, scopes and `is_secret` (a missing `is_secret` keeps the flag);
   `key` in the query or body renames. `PATCH` sets, or creates, one context's value, and
   returns 404 for a missing key. `DELETE .../value/{id}` removes one value; a variable

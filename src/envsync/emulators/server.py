@@ -64,8 +64,8 @@ class EmulatorSet:
         netlify_port: int = 0,
         vault_port: int = 0,
     ) -> None:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"the emulators serve only on loopback, not on {host}")
+        if not _is_loopback(host):
+            raise ValueError(f"the emulators serve only on loopback (127.0.0.1 or ::1), not {host}")
 
         parts = split_seed(seed)
         options: dict[str, Any] = {"latency_ms": latency_ms, "rate_window_s": rate_window_s}
@@ -214,8 +214,9 @@ class EmulatorSet:
 
     def _bind(self, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # With the protocol named, asyncio sets TCP_NODELAY on accepted connections; without
-        # it, a small response body can wait for the client's delayed ACK (about 40 ms).
+        # asyncio sets TCP_NODELAY on accepted connections only when the protocol is named.
+        # Without it, a small response body can wait for the client's delayed ACK, which
+        # takes about 40 ms on Linux.
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -260,6 +261,13 @@ class EmulatorSet:
         await asyncio.gather(*tasks)
         for sock in sockets.values():
             sock.close()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _first_token(emulator: Emulator) -> str:

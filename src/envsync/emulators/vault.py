@@ -1,11 +1,15 @@
 """An emulator of HashiCorp Vault's KV version 2 secrets engine, plus a bridge-style vault.
 
-Under `/v1/{mount}/` it serves `data/{path}` (read, optionally `?version=`; write with
-POST or PUT and an optional `options.cas`; JSON merge PATCH; soft delete of the current
-version), `metadata/{path}` (read, list with the LIST method or `GET ?list=true`, write,
-delete with every version), `delete/`, `undelete/` and `destroy/{path}` for given
-versions, and `config`. It also serves `GET /v1/sys/health` and
-`GET /v1/auth/token/lookup-self`, which hvac's `is_authenticated()` calls.
+Under `/v1/{mount}/` it serves:
+
+- `data/{path}`: read (optionally `?version=`), write with POST or PUT and an optional
+  `options.cas`, JSON merge PATCH, and DELETE, a soft delete of the current version.
+- `metadata/{path}`: read, list (the LIST method or `GET ?list=true`), write, and DELETE,
+  which removes every version.
+- `delete/`, `undelete/` and `destroy/{path}` for the versions given, and `config`.
+
+It also serves `GET /v1/sys/health` and `GET /v1/auth/token/lookup-self`, which hvac's
+`is_authenticated()` calls.
 
 Behaviour follows Vault's KV v2 API docs and what hvac 2.x reads:
 
