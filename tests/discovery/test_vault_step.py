@@ -87,3 +87,18 @@ def test_discovery_wrong_token_is_a_miss(emulators: EmulatorSet) -> None:
     assert found.attempts == (
         ("vault secret/envsync field RENDER_API_TOKEN", "HTTP 403: permission denied"),
     )
+
+
+def test_bridge_vault_emulator_returns_token(emulators: EmulatorSet, vault: hvac.Client) -> None:
+    write(vault, {"NETLIFY_API_TOKEN": CANARY})
+    values = {
+        "ENVSYNC_DISCOVERY_ORDER": "vault",
+        "ENVSYNC_VAULT_URL": emulators.vault_url,
+        "ENVSYNC_VAULT_AUTH_TOKEN": emulators.vault_token,
+    }
+
+    found = asyncio.run(discover_token(make_settings(**values), "netlify", environ={}))
+
+    assert found.token is not None
+    assert found.token.reveal() == CANARY
+    assert found.source == f"vault {emulators.vault_url}/bridge/vault/secret key NETLIFY_API_TOKEN"

@@ -178,3 +178,19 @@ def test_vault_errors_and_logs_hold_no_token(
     assert emulators.vault_token not in str(caught.value)
     assert emulators.vault_token not in caplog.text
     assert CANARY not in caplog.text
+
+
+def test_bridge_vault_emulator_serves_same_secret(
+    emulators: EmulatorSet, vault: hvac.Client
+) -> None:
+    write(vault, {"BRIDGE_A": "1", "RENDER_API_TOKEN": CANARY})
+    values = {
+        "ENVSYNC_CANONICAL_SOURCE": "vault",
+        "ENVSYNC_VAULT_URL": emulators.vault_url,
+        "ENVSYNC_VAULT_AUTH_TOKEN": emulators.vault_token,
+    }
+
+    canonical = asyncio.run(load_canonical(make_settings(**values), environ={}))
+
+    assert canonical.origin == f"vault {emulators.vault_url}/bridge/vault/secrets"
+    assert revealed(canonical) == {"BRIDGE_A": "1"}
