@@ -180,7 +180,7 @@ async def _walk_through(environ: dict[str, str], workdir: Path, emulators: Any) 
     report = None
     for title, mode in steps:
         typer.secho(f"\n{title}", bold=True)
-        report = await engine.run(RunRequest(mode=mode, trigger="demo"))
+        report = await engine.run(RunRequest(mode=mode, trigger="cli", actor="envsync demo"))
         print_report(report, engine.hasher(), reveal=False, skipped_hint=hint)
 
     render_after = _render_keys(emulators)
