@@ -88,6 +88,11 @@ def configure_logging(level: str, log_format: str, stream: TextIO | None = None)
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
+    # httpx logs every request URL at INFO and httpcore every header at DEBUG; envsync logs
+    # its own calls without query strings, so theirs stay quiet whatever the level.
+    for name in ("httpx", "httpcore", "hpack"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
     for name in ("envsync", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
