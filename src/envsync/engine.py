@@ -190,7 +190,10 @@ class Engine:
 
     async def run(self, request: RunRequest) -> RunReport:
         """Plan (dry-run) or apply (enforce) every selected target; one result per target."""
-        canonical = request.canonical or await self._read_canonical(request)
+        # An empty canonical set is still one the caller gave (a rollback that only deletes).
+        canonical = request.canonical
+        if canonical is None:
+            canonical = await self._read_canonical(request)
         specs = self._select_specs(request)
         run_id = request.run_id or await self.start_run(request)
         logger.info(
@@ -268,7 +271,8 @@ class Engine:
                 provider = self._provider(spec.provider, tokens, providers)
                 refs = await provider.resolve(spec)
             except EnvsyncError as error:
-                failures.append(self._failed(run_id, request, _unresolved_ref(spec), error))
+                failed = self._failed(run_id, request, _unresolved_ref(spec), error)
+                failures.append(await self._report_result(request, run_id, failed))
                 continue
             work += [_TargetWork(spec, ref, provider) for ref in refs]
 
@@ -364,6 +368,16 @@ class Engine:
                     result = await self._apply(request, run_id, canonical, work, credentials)
         except EnvsyncError as error:
             result = self._failed(run_id, request, work.ref, error, work)
+        return await self._report_result(request, run_id, result)
+
+    async def _report_result(
+        self, request: RunRequest, run_id: str, result: TargetResult
+    ) -> TargetResult:
+        """Record one target's result, then run the result hooks and publish its events.
+
+        Targets that failed before resolution (no token, say) come here too, so that they
+        get a ticket and an ENVSYNC_FAILED event like any other failure.
+        """
         summary = TargetSummary.of_result(result)
         await asyncio.to_thread(self.store().finish_target, run_id, result.target, summary)
         for hook in self.result_hooks:
@@ -479,17 +493,20 @@ class Engine:
         return entries
 
     async def _snapshot(self, run_id: str, work: _TargetWork, plan: Plan) -> None:
-        """Keep the previous values of the slots this apply changes, encrypted, for rollback."""
+        """Keep the previous values of the slots this apply changes, encrypted, for rollback.
+
+        The values written are kept too: a Netlify secret cannot be read back, so rolling
+        back a later run restores the value this run wrote.
+        """
         key = self.settings.snapshot_key
         if key is None:
             return
         previous = {change.slot: change.old for change in plan.pending}
+        written = {change.slot: change.new for change in plan.pending}
         await asyncio.to_thread(
-            self.store().save_snapshot,
-            run_id,
-            work.ref.ledger_id,
-            previous,
-            key.get_secret_value(),
+            lambda: self.store().save_snapshot(
+                run_id, work.ref.ledger_id, previous, key.get_secret_value(), written=written
+            )
         )
 
     async def _write(self, run_id: str, work: _TargetWork, remote: RemoteState, plan: Plan) -> None:

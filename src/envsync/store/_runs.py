@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from envsync.model import Op, RunMode, TargetRef
 from envsync.store._base import StoreBase, new_id, upsert_insert
@@ -172,6 +172,34 @@ class RunQueries(StoreBase):
             rows = connection.execute(query).all()
             targets = _load_targets(connection, [row.id for row in rows])
         return [_run_from_row(row._mapping, targets.get(row.id, ())) for row in rows]
+
+    def previous_write(
+        self, ledger_id: str, key: str, context: str | None, before_run_id: str
+    ) -> tuple[str, Op] | None:
+        """Return the run and op of the last confirmed write of one key and context that
+        came before `before_run_id` first wrote it, or None when there was none.
+
+        Writes are ordered by their row id, which grows with every write recorded.
+        """
+        slot = (
+            run_writes.c.ledger_id == ledger_id,
+            run_writes.c.key == key,
+            run_writes.c.context.is_(None) if context is None else run_writes.c.context == context,
+        )
+        first_of_run = (
+            select(func.min(run_writes.c.id))
+            .where(run_writes.c.run_id == before_run_id, *slot)
+            .scalar_subquery()
+        )
+        query = (
+            select(run_writes.c.run_id, run_writes.c.op)
+            .where(*slot, run_writes.c.id < first_of_run)
+            .order_by(run_writes.c.id.desc())
+            .limit(1)
+        )
+        with self._reading("find an earlier write") as connection:
+            row = connection.execute(query).first()
+        return None if row is None else (row.run_id, Op(row.op))
 
     def get_run(self, run_id: str) -> Run | None:
         """Return one run with its targets, or None when the id is unknown."""

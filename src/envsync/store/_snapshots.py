@@ -1,4 +1,5 @@
-"""Snapshots: per run and target, the previous values of the keys the run changed.
+"""Snapshots: per run and target, the previous values of the keys the run changed, and
+the values it wrote (a Netlify secret cannot be read back, so its rollback needs them).
 
 A snapshot is stored only as a Fernet token (AES-128-CBC with an HMAC-SHA256, from the
 `cryptography` package), so no plaintext value reaches the database. Without
@@ -72,29 +73,38 @@ class SnapshotQueries(StoreBase):
         ledger_id: str,
         previous: Mapping[LedgerSlot, SecretValue | None],
         fernet_key: str | bytes,
+        *,
+        written: Mapping[LedgerSlot, SecretValue | None] | None = None,
     ) -> None:
         """Encrypt and store the previous values of one target's changed keys.
 
-        A value of None means the key did not exist before the run. Saving again for the
-        same run and target replaces the earlier snapshot. `fernet_key` is a Fernet key or
-        the text of ENVSYNC_SNAPSHOT_KEY, as `derive_snapshot_key` accepts.
+        A value of None means the key did not exist before the run (or, for a Netlify
+        secret, that its value could not be read). `written` contains the values the run set
+        out to write, None for a deletion. Saving again for the same run and target
+        replaces the earlier snapshot. `fernet_key` is a Fernet key or the text of
+        ENVSYNC_SNAPSHOT_KEY, as `derive_snapshot_key` accepts.
         """
-        token = (
-            Fernet(derive_snapshot_key(fernet_key))
-            .encrypt(_encode_previous(previous))
-            .decode("ascii")
+        fernet = Fernet(derive_snapshot_key(fernet_key))
+        token = fernet.encrypt(_encode_previous(previous)).decode("ascii")
+        written_token = (
+            None if written is None else fernet.encrypt(_encode_previous(written)).decode("ascii")
         )
         row = {
             "run_id": run_id,
             "ledger_id": ledger_id,
             "token": token,
             "created_at": datetime.now(UTC),
+            "written_token": written_token,
         }
         with self._writing("save a snapshot") as connection:
             insert = upsert_insert(connection, snapshots)
             statement = insert.on_conflict_do_update(
                 index_elements=[snapshots.c.run_id, snapshots.c.ledger_id],
-                set_={"token": insert.excluded.token, "created_at": insert.excluded.created_at},
+                set_={
+                    "token": insert.excluded.token,
+                    "created_at": insert.excluded.created_at,
+                    "written_token": insert.excluded.written_token,
+                },
             )
             connection.execute(statement, row)
 
@@ -112,17 +122,39 @@ class SnapshotQueries(StoreBase):
             token = connection.execute(query).scalar_one_or_none()
         if token is None:
             return None
+        return _decrypt(token, run_id, ledger_id, fernet_key)
 
-        try:
-            plaintext = Fernet(derive_snapshot_key(fernet_key)).decrypt(token.encode("ascii"))
-        except InvalidToken:
-            raise StoreError(
-                f"the snapshot of run {run_id} for {ledger_id} cannot be decrypted",
-                hint="it was taken under another ENVSYNC_SNAPSHOT_KEY; set the key it was "
-                "taken with to roll it back",
-                target=ledger_id,
-            ) from None
-        return _decode_previous(plaintext)
+    def load_snapshot_written(
+        self, run_id: str, ledger_id: str, fernet_key: str | bytes
+    ) -> dict[LedgerSlot, SecretValue | None] | None:
+        """Decrypt the values one run wrote to one target, or return None when unknown.
+
+        They are unknown when the run took no snapshot, or took it before envsync kept
+        written values. Raises StoreError when they were stored under another key.
+        """
+        query = select(snapshots.c.written_token).where(
+            snapshots.c.run_id == run_id, snapshots.c.ledger_id == ledger_id
+        )
+        with self._reading("load a snapshot") as connection:
+            token = connection.execute(query).scalar_one_or_none()
+        if token is None:
+            return None
+        return _decrypt(token, run_id, ledger_id, fernet_key)
+
+
+def _decrypt(
+    token: str, run_id: str, ledger_id: str, fernet_key: str | bytes
+) -> dict[LedgerSlot, SecretValue | None]:
+    try:
+        plaintext = Fernet(derive_snapshot_key(fernet_key)).decrypt(token.encode("ascii"))
+    except InvalidToken:
+        raise StoreError(
+            f"the snapshot of run {run_id} for {ledger_id} cannot be decrypted",
+            hint="it was taken under another ENVSYNC_SNAPSHOT_KEY; set the key it was "
+            "taken with to roll it back",
+            target=ledger_id,
+        ) from None
+    return _decode_previous(plaintext)
 
 
 def _encode_previous(previous: Mapping[LedgerSlot, SecretValue | None]) -> bytes:

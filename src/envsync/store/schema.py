@@ -170,6 +170,9 @@ snapshots = Table(
     Column("ledger_id", Text, primary_key=True),
     Column("token", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The values the run wrote, encrypted like `token`. It is NULL in snapshots taken
+    # before this column existed.
+    Column("written_token", Text, nullable=True),
 )
 
 schedule_ticks = Table(
