@@ -114,7 +114,9 @@ def run() -> None:
     )
 
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, Click returns the code of a typer.Exit instead of exiting.
+        outcome = app(standalone_mode=False)
+        sys.exit(outcome if isinstance(outcome, int) else EXIT_OK)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
