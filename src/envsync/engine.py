@@ -160,6 +160,8 @@ class Engine:
         # Called with every target's result and its request, after the run history has it
         # and before its events are published (tickets, metrics).
         self.result_hooks: list[Callable[[TargetResult, RunRequest], Awaitable[None]]] = []
+        # Called after every confirmed write with the target and the change (progress).
+        self.write_hooks: list[Callable[[TargetRef, Change], None]] = []
 
     # Shared resources, opened on first use so that a plan that fails early stays cheap.
 
@@ -525,6 +527,8 @@ class Engine:
     ) -> None:
         """Remember one confirmed write in memory, the run history and the ledger."""
         work.written.append(change)
+        for hook in self.write_hooks:
+            hook(work.ref, change)
         upserts: list[LedgerEntry] = []
         removals: list[LedgerSlot] = []
         if change.op is Op.DELETE:

@@ -56,12 +56,12 @@ def _print_target(
     pending = plan.pending
     if pending:
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-        table.add_column("key")
+        table.add_column("key", overflow="fold")
         if uses_contexts:
-            table.add_column("context")
-        table.add_column("op")
-        table.add_column("old value")
-        table.add_column("new value")
+            table.add_column("context", overflow="fold")
+        table.add_column("op", no_wrap=True)
+        table.add_column("old value", no_wrap=True)
+        table.add_column("new value", no_wrap=True)
         for change in pending:
             style = OP_STYLES.get(change.op, "")
             row = [change.key]
@@ -77,14 +77,16 @@ def _print_target(
 
     unchanged = plan.count(Op.NOOP)
     summary = (
-        f"  {len(pending)} changes, {unchanged} unchanged, {plan.unmanaged} unmanaged left alone"
+        f"  {_count(len(pending), 'change')}, {unchanged} unchanged, "
+        f"{plan.unmanaged} unmanaged left alone"
     )
     if result.applied:
         summary += f"; {len(result.written)} written"
     console.print(summary)
     if plan.skipped_by_filters:
         console.print(
-            f"  {plan.skipped_by_filters} keys of the source were skipped by the filters "
+            f"  {_count(plan.skipped_by_filters, 'key')} of the source "
+            f"{'was' if plan.skipped_by_filters == 1 else 'were'} skipped by the filters "
             f"({skipped_hint})"
         )
     _print_section(console, "rejected", [(r.key, r.reason) for r in plan.rejected], "red")
@@ -99,6 +101,10 @@ def _print_target(
         console.print(f"  [yellow]note:[/] {warning}")
     for error in result.errors:
         console.print(f"  [red]error:[/] {error}")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _slot_name(key: str, context: str | None) -> str:
@@ -119,11 +125,17 @@ def _print_totals(console: Any, report: RunReport) -> None:
         if result.plan is not None:
             for op in counts:
                 counts[op] += result.plan.count(op)
-    verb = "Applied" if report.mode.value == "enforce" else "Plan"
+    targets = _count(len(report.results), "target")
     console.print()
-    console.print(
-        f"{verb}: {counts[Op.CREATE]} to create, {counts[Op.UPDATE]} to update, "
-        f"{counts[Op.DELETE]} to delete across {len(report.results)} targets."
-    )
+    if report.mode.value == "enforce":
+        console.print(
+            f"Applied: {counts[Op.CREATE]} created, {counts[Op.UPDATE]} updated, "
+            f"{counts[Op.DELETE]} deleted across {targets}."
+        )
+    else:
+        console.print(
+            f"Plan: {counts[Op.CREATE]} to create, {counts[Op.UPDATE]} to update, "
+            f"{counts[Op.DELETE]} to delete across {targets}."
+        )
     if not report.ok:
         console.print("[red]Some targets have errors, rejected keys or conflicts.[/]")

@@ -125,6 +125,8 @@ def _run(
 
     settings = load_cli_settings()
     engine = Engine(settings, stdin=sys.stdin.buffer if file == "-" else None)
+    if mode == "enforce" and sys.stderr.isatty():
+        engine.write_hooks.append(_progress_line())
     request = RunRequest(
         mode=RunMode(mode),
         targets=tuple(target),
@@ -141,6 +143,26 @@ def _run(
     except EnvsyncError as error:
         fail(str(error))
     return report, engine
+
+
+def _progress_line() -> Any:
+    """A hook that keeps one line on standard error counting the writes of a long apply."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    written = 0
+
+    def show(target: Any, change: Any) -> None:
+        nonlocal written
+        written += 1
+        console.print(
+            f"  written {written}: {target.name} {change.key} ({change.op.value})",
+            end="\r",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    return show
 
 
 def _show(report: Any, engine: Any, *, as_json: bool, reveal: bool) -> None:
