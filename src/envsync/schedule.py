@@ -59,7 +59,7 @@ class Schedule:
 
 def parse_schedule(text: str) -> Schedule:
     """Parse ENVSYNC_SCHEDULE; raise ValueError saying which forms are accepted."""
-    from croniter import croniter
+    from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no types
 
     cleaned = " ".join(text.split())
     if cleaned in MACROS:
@@ -123,14 +123,21 @@ def _hour_is_wildcard(expression: str) -> bool:
 
 
 def _instants(wall: datetime, zone: ZoneInfo, both_folds: bool) -> list[datetime]:
-    """The real instants at which a wall-clock time happens in `zone`."""
+    """Return the real instants at which a wall-clock time happens in `zone`, in UTC.
+
+    They are returned in UTC because Python compares two datetimes of the same tzinfo by
+    their wall times and ignores `fold`, which would rank both occurrences of a repeated
+    wall time as equal.
+    """
     first = wall.replace(tzinfo=zone, fold=0)
     second = wall.replace(tzinfo=zone, fold=1)
     if first.utcoffset() == second.utcoffset():
-        return [first]
+        return [first.astimezone(UTC)]
     if _exists(first):
-        # Clocks fell back: the wall time happens twice, an hour apart.
-        return [first, second] if both_folds else [first]
+        # Clocks fell back: the wall time happens twice, an hour apart in most zones and
+        # 30 minutes apart on Lord Howe Island.
+        both = [first.astimezone(UTC), second.astimezone(UTC)]
+        return both if both_folds else both[:1]
     # Clocks jumped forward over this wall time: run at the moment of the jump.
     return [_transition_between(second, first)]
 
