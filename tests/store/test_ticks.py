@@ -60,3 +60,15 @@ def test_prune_ticks_frees_old_slots(store: Store) -> None:
     assert pruned == 6
     assert store.claim_tick("@hourly", SLOTS[0]) is True
     assert store.claim_tick("@hourly", SLOTS[6]) is False
+
+
+def test_last_tick_none_before_claims(store: Store) -> None:
+    assert store.last_tick("@hourly") is None
+
+
+def test_last_tick_latest_of_schedule(store: Store) -> None:
+    for slot in reversed(SLOTS[:3]):
+        store.claim_tick("@hourly", slot)
+    store.claim_tick("@daily", SLOTS[5])
+
+    assert store.last_tick("@hourly") == SLOTS[2]

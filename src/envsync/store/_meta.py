@@ -8,7 +8,7 @@ import secrets
 import socket
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from envsync.store._base import StoreBase, upsert_insert
@@ -63,6 +63,15 @@ class MetaQueries(StoreBase):
             ).returning(schedule_ticks.c.schedule_name)
             claimed = connection.execute(statement, row).first()
         return claimed is not None
+
+    def last_tick(self, schedule_name: str) -> datetime | None:
+        """Return the latest claimed slot of a schedule, or None when none was claimed."""
+        query = select(func.max(schedule_ticks.c.slot)).where(
+            schedule_ticks.c.schedule_name == schedule_name
+        )
+        with self._reading("read the last schedule tick") as connection:
+            latest: datetime | None = connection.execute(query).scalar_one_or_none()
+        return latest
 
     def prune_ticks(self, before: datetime) -> int:
         """Delete claims of slots before `before`; return how many were deleted."""
