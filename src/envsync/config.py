@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     schedule_jitter_s: float = Field(0.0, ge=0, validation_alias="ENVSYNC_SCHEDULE_JITTER_S")
     config_file: str = Field("envsync.toml", validation_alias="ENVSYNC_CONFIG_FILE")
 
+    # The HTTP service (`envsync serve`).
+    lock_timeout_s: float = Field(30.0, ge=0, validation_alias="ENVSYNC_LOCK_TIMEOUT_S")
+    # Render waits 30 s by default between SIGTERM and SIGKILL (Render's API reference,
+    # maxShutdownDelaySeconds), so the default grace ends before that.
+    shutdown_grace_s: float = Field(25.0, ge=0, validation_alias="ENVSYNC_SHUTDOWN_GRACE_S")
+    max_body_bytes: int = Field(65536, ge=1, validation_alias="ENVSYNC_MAX_BODY_BYTES")
+    cors_origins: CommaList = Field([], validation_alias="ENVSYNC_CORS_ORIGINS")
+
     # HTTP behaviour towards providers and token sources.
     http_timeout_s: float = Field(30.0, gt=0, validation_alias="ENVSYNC_HTTP_TIMEOUT_S")
     max_retries: int = Field(6, ge=0, le=20, validation_alias="ENVSYNC_MAX_RETRIES")
@@ -230,6 +238,11 @@ class Settings(BaseSettings):
     def _check_urls(cls, value: list[str]) -> list[str]:
         return [validate_http_url(url) for url in value]
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        return [validate_origin(origin) for origin in value]
+
     @field_validator("webhook_urls")
     @classmethod
     def _check_webhook_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
@@ -297,6 +310,17 @@ def validate_http_url(url: str, *, show: bool = True) -> str:
         return url.rstrip("/")
     shown = f"{url!r} " if show else ""
     raise ValueError(f"{shown}is not an absolute http:// or https:// URL")
+
+
+def validate_origin(origin: str) -> str:
+    """Accept `*` or a browser origin: scheme, host and optional port, with no path."""
+    if origin == "*":
+        return origin
+    parts = urlsplit(origin)
+    if parts.scheme in ("http", "https") and parts.hostname and parts.path in ("", "/"):
+        if not (parts.query or parts.fragment or parts.username):
+            return f"{parts.scheme}://{parts.netloc}"
+    raise ValueError(f"{origin!r} is not an origin such as https://admin.example.com, or *")
 
 
 # Settings whose values are credentials: their values never appear in a message.
