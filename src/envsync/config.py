@@ -147,8 +147,8 @@ class Settings(BaseSettings):
 
     # The HTTP service (`envsync serve`).
     lock_timeout_s: float = Field(30.0, ge=0, validation_alias="ENVSYNC_LOCK_TIMEOUT_S")
-    # Render waits 30 s by default between SIGTERM and SIGKILL (Render's API reference,
-    # maxShutdownDelaySeconds), so the default grace ends before that.
+    # Render waits 30 s by default between SIGTERM and SIGKILL (Render's Blueprint YAML
+    # reference, maxShutdownDelaySeconds), so the default grace ends before that.
     shutdown_grace_s: float = Field(25.0, ge=0, validation_alias="ENVSYNC_SHUTDOWN_GRACE_S")
     max_body_bytes: int = Field(65536, ge=1, validation_alias="ENVSYNC_MAX_BODY_BYTES")
     cors_origins: CommaList = Field([], validation_alias="ENVSYNC_CORS_ORIGINS")
