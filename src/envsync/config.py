@@ -141,6 +141,13 @@ class Settings(BaseSettings):
         [], validation_alias="ENVSYNC_WEBHOOK_URLS"
     )
     webhook_secret: SecretStr | None = Field(None, validation_alias="ENVSYNC_WEBHOOK_SECRET")
+    # Webhook deliveries: the timeout of one POST, how often one delivery is tried, and how
+    # many deliveries per URL may wait before new ones are dropped.
+    webhook_timeout_s: float = Field(10.0, gt=0, validation_alias="ENVSYNC_WEBHOOK_TIMEOUT_S")
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=20, validation_alias="ENVSYNC_WEBHOOK_MAX_ATTEMPTS"
+    )
+    webhook_queue_size: int = Field(1000, ge=1, validation_alias="ENVSYNC_WEBHOOK_QUEUE_SIZE")
     timezone: str = Field("UTC", validation_alias="ENVSYNC_TIMEZONE")
     schedule_jitter_s: float = Field(0.0, ge=0, validation_alias="ENVSYNC_SCHEDULE_JITTER_S")
     config_file: str = Field("envsync.toml", validation_alias="ENVSYNC_CONFIG_FILE")

@@ -18,7 +18,9 @@
     │   ├── UnexpectedResponseError  the platform answered with a shape envsync cannot use
     │   └── WriteOutcomeUnknownError a write may or may not have reached the platform
     ├── LockTimeoutError          another apply of the same target is still running
-    └── StoreError                the run history or ledger store failed
+    ├── StoreError                the run history or ledger store failed
+    ├── RollbackError             a run cannot be rolled back (unknown, a dry-run, no snapshots)
+    └── RotationError             a key cannot be rotated (filters, key rules, its value)
 
 Every message names the target, key, setting, file or line involved and says what to do.
 No message holds a variable's value or a token: callers pass names, never values, and
@@ -209,3 +211,16 @@ class LockTimeoutError(EnvsyncError):
 
 class StoreError(EnvsyncError):
     cause = "store"
+
+
+class RollbackError(EnvsyncError):
+    """A run cannot be rolled back: it is unknown, wrote nothing, or has no snapshot."""
+
+    cause = "rollback"
+
+
+class RotationError(EnvsyncError):
+    """A key cannot be rotated: the filters or a platform's key rules leave it out, or the
+    new value cannot be stored."""
+
+    cause = "rotate"

@@ -110,6 +110,9 @@ def run() -> None:
         demo,
         discover,
         emulate,
+        history,
+        rollback,
+        rotate,
         sync,
     )
 

@@ -1,0 +1,230 @@
+"""`envsync runs`, `envsync runs show RUN_ID` and `envsync tickets`: the run history and the
+diagnostic tickets, from the store at ENVSYNC_DATABASE_URL."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+from envsync.cli.app import EXIT_OK, app, fail, load_cli_settings
+
+runs_app = typer.Typer(
+    name="runs",
+    help="List recent runs, or show one with `envsync runs show RUN_ID`.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(runs_app)
+
+
+@runs_app.callback()
+def runs(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many runs."),
+) -> None:
+    """List recent runs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    found = _store().list_runs(limit=limit)
+    if as_json:
+        _print_json([run_dict(run) for run in found])
+        raise typer.Exit(EXIT_OK)
+    _print_runs(found)
+    raise typer.Exit(EXIT_OK)
+
+
+@runs_app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="The run's id, as `envsync runs` lists it."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run as JSON."),
+) -> None:
+    """Show one run: each target's counts, the keys it wrote and its errors."""
+    run = _store().get_run(run_id)
+    if run is None:
+        fail(f"run {run_id} not found; `envsync runs` lists the runs and their ids")
+    if as_json:
+        _print_json(run_dict(run))
+        raise typer.Exit(EXIT_OK)
+    _print_run(run)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def tickets(
+    as_json: bool = typer.Option(False, "--json", help="Print the tickets as JSON."),
+    show_all: bool = typer.Option(False, "--all", help="Include closed tickets."),
+) -> None:
+    """List open tickets (drift and provider failures), with what to do about each."""
+    found = _store().list_tickets(open_only=not show_all)
+    if as_json:
+        _print_json([ticket_dict(ticket) for ticket in found])
+        raise typer.Exit(EXIT_OK)
+    _print_tickets(found, show_all)
+    raise typer.Exit(EXIT_OK)
+
+
+# Records as JSON. None of them contains a value.
+
+
+def run_dict(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "started_at": _time(run.started_at),
+        "ended_at": _time(run.ended_at),
+        "trigger": run.trigger.value,
+        "actor": run.actor,
+        "mode": run.mode.value,
+        "status": run.status.value,
+        "targets": [_run_target_dict(target) for target in run.targets],
+    }
+
+
+def _run_target_dict(target: Any) -> dict[str, Any]:
+    counts = target.counts
+    return {
+        "target": target.target,
+        "provider": target.provider,
+        "ledger_id": target.ledger_id,
+        "counts": {
+            "create": counts.create,
+            "update": counts.update,
+            "delete": counts.delete,
+            "noop": counts.noop,
+            "rejected": counts.rejected,
+            "conflicts": counts.conflicts,
+        },
+        "changes": [_key_change_dict(change) for change in target.changes],
+        "written": [_key_change_dict(change) for change in target.written],
+        "errors": list(target.errors),
+        "error_causes": list(target.error_causes),
+        "applied": target.applied,
+        "finished": target.finished,
+        "duration_s": target.duration_s,
+    }
+
+
+def _key_change_dict(change: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"key": change.key, "op": change.op.value}
+    if change.context is not None:
+        entry["context"] = change.context
+    return entry
+
+
+def ticket_dict(ticket: Any) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "target": ticket.target,
+        "cause": ticket.cause,
+        "opened": _time(ticket.opened),
+        "last_seen": _time(ticket.last_seen),
+        "count": ticket.count,
+        "diagnosis": ticket.diagnosis,
+        "next_step": ticket.next_step,
+        "closed": _time(ticket.closed),
+    }
+
+
+def _time(moment: Any) -> str | None:
+    if moment is None:
+        return None
+    text: str = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return text
+
+
+# Terminal output.
+
+
+def _print_runs(found: list[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    if not found:
+        console.print("No runs recorded yet.")
+        return
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column in ("run", "started", "trigger", "mode", "status", "targets", "written", "errors"):
+        table.add_column(column)
+    for run in found:
+        written = sum(len(target.written) for target in run.targets)
+        errors = sum(len(target.errors) for target in run.targets)
+        table.add_row(
+            run.id,
+            _time(run.started_at) or "",
+            run.trigger.value,
+            run.mode.value,
+            _status(run.status.value),
+            ", ".join(target.target for target in run.targets) or "-",
+            str(written),
+            str(errors),
+        )
+    console.print(table)
+
+
+def _status(status: str) -> str:
+    styles = {"succeeded": "green", "failed": "red", "running": "yellow"}
+    style = styles.get(status)
+    return f"[{style}]{status}[/]" if style else status
+
+
+def _print_run(run: Any) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    actor = f" by {run.actor}" if run.actor else ""
+    console.print(
+        f"[bold]run {run.id}[/]: {run.mode.value} ({run.trigger.value}{actor}), "
+        f"{_status(run.status.value)}"
+    )
+    console.print(f"  started {_time(run.started_at)}, ended {_time(run.ended_at) or '-'}")
+    for target in run.targets:
+        counts = target.counts
+        console.print()
+        console.print(f"[bold]{target.target}[/] ({target.ledger_id})")
+        console.print(
+            f"  planned: {counts.create} create, {counts.update} update, {counts.delete} "
+            f"delete, {counts.noop} unchanged, {counts.rejected} rejected, "
+            f"{counts.conflicts} conflicts"
+        )
+        for change in target.written:
+            context = f" ({change.context})" if change.context else ""
+            console.print(f"  written: {change.op.value} {change.key}{context}")
+        for error in target.errors:
+            console.print(f"  [red]error:[/] {error}")
+
+
+def _print_tickets(found: list[Any], show_all: bool) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not found:
+        console.print("No tickets." if show_all else "No open tickets.")
+        return
+    for ticket in found:
+        state = f"closed {_time(ticket.closed)}" if ticket.closed else "[red]open[/]"
+        console.print(
+            f"[bold]{ticket.target}[/] {ticket.cause} ({state}; seen {ticket.count} times, "
+            f"last {_time(ticket.last_seen)}; ticket {ticket.id})"
+        )
+        console.print(f"  {ticket.diagnosis}")
+        console.print(f"  [bold]next:[/] {ticket.next_step}")
+        console.print()
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+
+
+def _store() -> Any:
+    from envsync.errors import EnvsyncError
+    from envsync.store import open_store
+
+    settings = load_cli_settings()
+    try:
+        return open_store(settings)
+    except EnvsyncError as error:
+        fail(str(error))
