@@ -113,6 +113,7 @@ def run() -> None:
         history,
         rollback,
         rotate,
+        serve,
         sync,
     )
 
