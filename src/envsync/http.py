@@ -113,13 +113,13 @@ class RateLimitPacer:
         bucket = self.bucket(name)
         waited = 0.0
         async with bucket.lock:
-            while bucket.remaining is not None and bucket.remaining <= 0:
+            if bucket.remaining is not None and bucket.remaining <= 0:
                 delay = (bucket.reset_at or self._clock()) - self._clock()
-                if delay <= 0:
-                    bucket.remaining = None
-                    break
-                await self._sleep(delay)
-                waited += delay
+                if delay > 0:
+                    await self._sleep(delay)
+                    waited += delay
+                # The window has reset; the next answer's headers say how much it holds.
+                bucket.remaining = None
             if bucket.remaining is not None:
                 bucket.remaining -= 1
         self.waited_s += waited
