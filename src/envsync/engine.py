@@ -127,6 +127,7 @@ class _TargetWork:
     ledger: dict[LedgerSlot, LedgerEntry] = field(default_factory=dict)
     removed: set[LedgerSlot] = field(default_factory=set)
     ownership_text: str | None = None
+    reading: bool = False
 
 
 class Engine:
@@ -438,7 +439,9 @@ class Engine:
         return self._result(request, run_id, work, first_plan, applied=True, redeployed=redeployed)
 
     async def _read(self, work: _TargetWork) -> RemoteState:
+        work.reading = True
         remote = await work.provider.read(work.ref)
+        work.reading = False
         work.ref = remote.target
         if self.settings.ledger_backend == "target":
             from envsync.ledger import ownership_text
@@ -670,6 +673,8 @@ class Engine:
         cause = error.cause
         if isinstance(error, ProviderError) and work is not None and work.written:
             cause = "partial_apply"
+        elif work is not None and work.reading and cause not in ("auth", "rate_limited"):
+            cause = "read_failed"
         return TargetResult(
             target=ref,
             run_id=run_id,

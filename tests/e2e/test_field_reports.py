@@ -308,10 +308,12 @@ def test_every_netlify_env_call_has_site_id(workspace: Workspace) -> None:
     ("fault", "cause"),
     [
         ({"status": 401, "body": {"message": "Unauthorized"}}, "auth"),
-        ({"status": 500, "body": {"message": "boom"}}, "provider_unavailable"),
-        ({"latency_ms": 3000}, "provider_unavailable"),
+        ({"status": 500, "body": {"message": "boom"}}, "read_failed"),
+        ({"latency_ms": 3000}, "read_failed"),
+        ({"truncate": True}, "read_failed"),
+        ({"drop": True}, "read_failed"),
     ],
-    ids=["401", "500", "timeout"],
+    ids=["401", "500", "timeout", "truncated", "dropped"],
 )
 def test_failed_read_writes_nothing(
     workspace: Workspace, fault: dict[str, object], cause: str
