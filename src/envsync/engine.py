@@ -50,13 +50,13 @@ from envsync.model import (
     TargetResult,
 )
 from envsync.planner import PlanInput, PlanOptions, plan_target
-from envsync.providers.base import Provider, load_provider_factory
+from envsync.providers.base import LedgerDocument, Provider, load_provider_factory
 from envsync.store.records import TargetSummary
 
 if TYPE_CHECKING:
     import httpx
 
-    from envsync.ledger import LedgerHasher
+    from envsync.ledger import LedgerBackend, LedgerHasher
     from envsync.locks import TargetLocks
     from envsync.store import Store
 
@@ -124,9 +124,10 @@ class _TargetWork:
     provider: Provider
     started: float = field(default_factory=time.monotonic)
     written: list[Change] = field(default_factory=list)
-    ledger: dict[LedgerSlot, LedgerEntry] = field(default_factory=dict)
+    # Ledger changes of the writes confirmed in this run, kept to record them again after
+    # a re-read, which starts the target backend's document afresh.
+    recorded: dict[LedgerSlot, LedgerEntry] = field(default_factory=dict)
     removed: set[LedgerSlot] = field(default_factory=set)
-    ownership_text: str | None = None
     reading: bool = False
 
 
@@ -158,6 +159,7 @@ class Engine:
         self._stdin = stdin
         self._transports = dict(transports or {})
         self._hasher: LedgerHasher | None = None
+        self._ledger: LedgerBackend | None = None
         # Called with every target's result and its request, after the run history has it
         # and before its events are published (tickets, metrics).
         self.result_hooks: list[Callable[[TargetResult, RunRequest], Awaitable[None]]] = []
@@ -188,6 +190,17 @@ class Engine:
             key = ledger_key_from_settings(self.settings, self.store() if needs_store else None)
             self._hasher = LedgerHasher(key)
         return self._hasher
+
+    def ledger(self) -> LedgerBackend:
+        """The ledger backend ENVSYNC_LEDGER_BACKEND names: the store, or each target."""
+        if self._ledger is None:
+            from envsync.ledger import ledger_backend_from_settings
+
+            uses_store = self.settings.ledger_backend == "database"
+            self._ledger = ledger_backend_from_settings(
+                self.settings, self.store() if uses_store else None
+            )
+        return self._ledger
 
     # A run.
 
@@ -434,7 +447,6 @@ class Engine:
                 remote = await self._read(work)
                 plan = await self._plan(request, canonical, work, remote, credentials)
 
-        await self._settle_ledger(work, plan, remote)
         redeployed = await self._redeploy(work)
         return self._result(request, run_id, work, first_plan, applied=True, redeployed=redeployed)
 
@@ -443,10 +455,6 @@ class Engine:
         remote = await work.provider.read(work.ref)
         work.reading = False
         work.ref = remote.target
-        if self.settings.ledger_backend == "target":
-            from envsync.ledger import ownership_text
-
-            work.ownership_text, _ = ownership_text(remote)
         return remote
 
     async def _plan(
@@ -457,7 +465,7 @@ class Engine:
         remote: RemoteState,
         credentials: Mapping[str, SecretValue],
     ) -> Plan:
-        work.ledger = await self._load_ledger(work)
+        ledger = await self._load_ledger(work, remote)
         settings = self.settings
         options = PlanOptions(
             allow_deletions=settings.allow_deletions,
@@ -473,7 +481,7 @@ class Engine:
                 spec=work.spec,
                 canonical=canonical.values,
                 remote=remote,
-                ledger=work.ledger,
+                ledger=ledger,
                 rules=work.provider.rules,
                 hasher=self.hasher(),
                 options=options,
@@ -481,20 +489,20 @@ class Engine:
             )
         )
 
-    async def _load_ledger(self, work: _TargetWork) -> dict[LedgerSlot, LedgerEntry]:
-        if self.settings.ledger_backend == "database":
-            return await asyncio.to_thread(self.store().load_ledger, work.ref.ledger_id)
+    async def _load_ledger(
+        self, work: _TargetWork, remote: RemoteState
+    ) -> dict[LedgerSlot, LedgerEntry]:
+        backend = self.ledger()
+        entries = await asyncio.to_thread(backend.load, work.ref, remote)
+        if not work.recorded and not work.removed:
+            return entries
 
-        from envsync.ledger import decode_ownership
-
-        # The document on the target is written last, so writes confirmed earlier in this
-        # run are not in it yet.
-        entries = decode_ownership(work.ownership_text) if work.ownership_text else {}
+        # After a re-read, the target backend's document lacks this run's confirmed writes,
+        # because it is written last.
+        await asyncio.to_thread(backend.record, work.ref, work.recorded.values(), work.removed)
         for slot in work.removed:
             entries.pop(slot, None)
-        for slot, entry in work.ledger.items():
-            if any(change.slot == slot for change in work.written):
-                entries[slot] = entry
+        entries.update(work.recorded)
         return entries
 
     async def _snapshot(self, run_id: str, work: _TargetWork, plan: Plan) -> None:
@@ -504,7 +512,8 @@ class Engine:
         back a later run restores the value this run wrote.
         """
         key = self.settings.snapshot_key
-        if key is None:
+        if key is None or not key.get_secret_value():
+            # An empty ENVSYNC_SNAPSHOT_KEY switches snapshots off, as an unset one does.
             return
         previous = {change.slot: change.old for change in plan.pending}
         written = {change.slot: change.new for change in plan.pending}
@@ -516,7 +525,12 @@ class Engine:
 
     async def _write(self, run_id: str, work: _TargetWork, remote: RemoteState, plan: Plan) -> None:
         pending = plan.pending
-        document = self._ledger_document_builder(work, plan, remote)
+        backend = self.ledger()
+        adopted, stale = self._bookkeeping(plan, remote)
+        if adopted or stale:
+            await asyncio.to_thread(backend.record, work.ref, adopted, stale)
+
+        document = await self._ledger_document(work, plan)
         if not pending and document is None:
             return
 
@@ -524,6 +538,29 @@ class Engine:
             await self._record_write(run_id, work, change, updated_at)
 
         await work.provider.write(work.ref, work.spec, remote, pending, progress, document)
+
+    async def _ledger_document(self, work: _TargetWork, plan: Plan) -> LedgerDocument | None:
+        """The function the writer calls for ENVSYNC_OWNERSHIP, when the ledger lives there.
+
+        Render's bulk write sends the document inside the same PUT as the changes, which
+        succeed or fail together, so the pending changes are recorded as written first.
+        Other writers call it last, when every confirmed write has been recorded.
+        """
+        backend = self.ledger()
+        document = backend.ledger_document(work.ref)
+        if document is None:
+            return None
+        if not plan.pending and not backend.needs_write(work.ref):
+            return None
+        if work.ref.kind == "service" and work.spec.write_mode == "bulk":
+            upserts = [
+                self._entry(change.key, change.context, change.new, None)
+                for change in plan.pending
+                if change.op is not Op.DELETE and change.new is not None
+            ]
+            removals = [change.slot for change in plan.pending if change.op is Op.DELETE]
+            await asyncio.to_thread(backend.record, work.ref, upserts, removals)
+        return document
 
     async def _record_write(
         self, run_id: str, work: _TargetWork, change: Change, updated_at: str | None
@@ -535,21 +572,20 @@ class Engine:
         upserts: list[LedgerEntry] = []
         removals: list[LedgerSlot] = []
         if change.op is Op.DELETE:
-            work.ledger.pop(change.slot, None)
+            work.recorded.pop(change.slot, None)
             work.removed.add(change.slot)
             removals.append(change.slot)
         elif change.new is not None:
             entry = self._entry(change.key, change.context, change.new, updated_at)
-            work.ledger[change.slot] = entry
+            work.removed.discard(change.slot)
+            work.recorded[change.slot] = entry
             upserts.append(entry)
 
         def persist() -> None:
-            store = self.store()
-            store.record_written(
+            self.store().record_written(
                 run_id, work.ref.ledger_id, change.key, change.context, change.op.value
             )
-            if self.settings.ledger_backend == "database":
-                store.save_ledger(work.ref.ledger_id, upserts, removals)
+            self.ledger().record(work.ref, upserts, removals)
 
         await asyncio.to_thread(persist)
 
@@ -564,69 +600,20 @@ class Engine:
             written_at=_now(),
         )
 
-    def _ledger_document_builder(
-        self, work: _TargetWork, plan: Plan, remote: RemoteState
-    ) -> Callable[[], str] | None:
-        """For the target backend: a function the writer calls to get ENVSYNC_OWNERSHIP.
-
-        Render's bulk write sends the document inside the same PUT as the changes, which
-        succeed or fail together, so there it counts every pending change as written.
-        Other writers call it last, when `work.ledger` already holds every confirmed write.
-        """
-        if self.settings.ledger_backend != "target":
-            return None
-        adopted, stale = self._bookkeeping(work, plan, remote)
-        if not plan.pending and not adopted and not stale:
-            return None
-        bulk = work.ref.kind == "service" and work.spec.write_mode == "bulk"
-
-        def build() -> str:
-            from envsync.ledger import merge_ownership
-
-            entries = dict(work.ledger)
-            removed = set(stale) | work.removed
-            for entry in adopted:
-                entries[(entry.key, entry.context)] = entry
-            if bulk:
-                for change in plan.pending:
-                    if change.op is Op.DELETE:
-                        removed.add(change.slot)
-                    elif change.new is not None:
-                        entries[change.slot] = self._entry(
-                            change.key, change.context, change.new, None
-                        )
-            for slot in removed:
-                entries.pop(slot, None)
-            return merge_ownership(
-                work.ownership_text,
-                list(entries.values()),
-                sorted(removed, key=lambda slot: (slot[0], slot[1] or "")),
-            )
-
-        return build
-
     def _bookkeeping(
-        self, work: _TargetWork, plan: Plan, remote: RemoteState
+        self, plan: Plan, remote: RemoteState
     ) -> tuple[list[LedgerEntry], list[LedgerSlot]]:
         """Ledger changes that need no write: adopted values and entries of vanished keys."""
-        canonical_changes = {change.slot: change for change in plan.changes}
+        changes = {change.slot: change for change in plan.changes}
         upserts = []
         for slot in plan.adopted:
-            change = canonical_changes.get(slot)
+            change = changes.get(slot)
             if change is None or change.new is None:
                 continue
             variable = remote.variables.get(slot[0])
             updated_at = variable.updated_at if variable else None
             upserts.append(self._entry(slot[0], slot[1], change.new, updated_at))
         return upserts, list(plan.ledger_stale)
-
-    async def _settle_ledger(self, work: _TargetWork, plan: Plan, remote: RemoteState) -> None:
-        """Store adopted entries and drop stale ones in the database ledger."""
-        if self.settings.ledger_backend != "database":
-            return
-        upserts, removals = self._bookkeeping(work, plan, remote)
-        if upserts or removals:
-            await asyncio.to_thread(self.store().save_ledger, work.ref.ledger_id, upserts, removals)
 
     async def _redeploy(self, work: _TargetWork) -> bool:
         if not self.settings.redeploy or not work.written:
@@ -720,4 +707,3 @@ def _unresolved_ref(spec: TargetSpec) -> TargetRef:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
