@@ -355,6 +355,8 @@ class LedgerBackend(Protocol):
 
     def ledger_document(self, target: TargetRef) -> LedgerDocument | None: ...
 
+    def needs_write(self, target: TargetRef) -> bool: ...
+
 
 class DatabaseLedger:
     """The ledger in the store's table, where every record is saved at once."""
@@ -378,6 +380,9 @@ class DatabaseLedger:
 
     def ledger_document(self, target: TargetRef) -> LedgerDocument | None:
         return None
+
+    def needs_write(self, target: TargetRef) -> bool:
+        return False
 
 
 @dataclass(slots=True)
