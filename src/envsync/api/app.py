@@ -25,7 +25,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from envsync import __version__
 from envsync.api import health, history, syncs
@@ -82,7 +82,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.service = service
     app.state.operations = operations or Operations()
@@ -101,7 +100,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(DeclaredBodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
@@ -170,11 +169,16 @@ async def _validation_failed(_: Request, error: RequestValidationError) -> JSONR
     return error_response(422, "InvalidRequest", summary or "invalid request", problems=problems)
 
 
-async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+def status_name(status_code: int) -> str:
+    """Return the status's reason phrase as one word, such as `Unauthorized`."""
     try:
-        name = HTTPStatus(error.status_code).phrase.replace(" ", "")
+        return HTTPStatus(status_code).phrase.replace(" ", "")
     except ValueError:
-        name = "HTTPError"
+        return "HTTPError"
+
+
+async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    name = status_name(error.status_code)
     headers = dict(error.headers) if error.headers else None
     return error_response(error.status_code, name, str(error.detail), headers=headers)
 
@@ -188,11 +192,12 @@ async def _unexpected_error(_: Request, error: Exception) -> JSONResponse:
     return error_response(500, type(error).__name__, INTERNAL_ERROR)
 
 
-class DeclaredBodyLimit:
-    """Responds 413 before routing when Content-Length exceeds ENVSYNC_MAX_BODY_BYTES.
+class BodySizeLimit:
+    """Limits request bodies to ENVSYNC_MAX_BODY_BYTES with a 413 response.
 
-    FastAPI's own limit applies while a route reads its body; this one also covers
-    routes that never read it, so an oversized request runs nothing.
+    A body whose Content-Length exceeds the limit is rejected before routing, so routes
+    that never read their body run nothing either. A body without Content-Length is
+    counted as the route reads it.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -200,15 +205,31 @@ class DeclaredBodyLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._declared(scope) > self.max_bytes:
-            response = error_response(
-                413,
-                "ContentTooLarge",
-                f"the request body exceeds ENVSYNC_MAX_BODY_BYTES ({self.max_bytes} bytes)",
-            )
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._declared(scope) > self.max_bytes:
+            response = error_response(413, status_name(413), self._message())
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI passes an HTTPException from reading the body on to the
+                    # exception handlers, which turn it into the JSON 413 response.
+                    raise StarletteHTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _message(self) -> str:
+        return f"the request body exceeds ENVSYNC_MAX_BODY_BYTES ({self.max_bytes} bytes)"
 
     @staticmethod
     def _declared(scope: Scope) -> int:
