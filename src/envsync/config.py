@@ -37,7 +37,7 @@ NETLIFY_ALL_SCOPES = ("builds", "functions", "runtime", "post_processing")
 NETLIFY_PLAIN_CONTEXTS = ("all", "production", "deploy-preview", "branch-deploy", "dev")
 PROVIDER_NAMES = ("render", "netlify")
 
-# The variable that holds the ownership ledger on a target, and never part of a sync.
+# The variable that contains the ownership ledger on a target; it is never part of a sync.
 OWNERSHIP_KEY = "ENVSYNC_OWNERSHIP"
 
 
@@ -430,7 +430,7 @@ class TargetSpec:
     account_id: str | None = None
 
     def matches(self, wanted: str) -> bool:
-        """Whether a `--target` value selects this target: its provider, name or selector."""
+        """Check whether a `--target` value selects this target: its provider, name or selector."""
         return wanted in (self.provider, self.name, self.selector)
 
 
@@ -588,7 +588,7 @@ def _netlify_spec_from_table(
 
 
 def _env_override(settings: Settings, field_name: str, from_file: Any) -> Any:
-    """A target field from envsync.toml, unless the environment sets it for every target."""
+    """Pick a target field from envsync.toml, unless the environment sets it for every target."""
     from_settings = getattr(settings, field_name)
     if from_file is None or field_name in settings.model_fields_set:
         return from_settings

@@ -9,7 +9,7 @@ targets, and then works on every target at once. Per target it:
 3. loads the ownership ledger and plans,
 4. in enforce mode, snapshots the previous values, writes the changes, and records each
    confirmed write in the run history and the ledger as it happens, so that a run that
-   stops half way still says what it did,
+   stops half way still records what it did,
 5. after a write whose outcome is unknown, reads the target again and plans again before
    writing anything more (at most MAX_WRITE_ROUNDS times),
 6. redeploys when ENVSYNC_REDEPLOY is on and something changed,
@@ -70,7 +70,7 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 class RunRequest:
     """What to run: the mode, the targets and what a person decided for this run.
 
-    `targets` holds `--target` values (a provider name or a target name); empty means every
+    `targets` contains `--target` values (a provider name or a target name); empty means every
     configured target. `trigger` and `actor` are recorded in the run history.
 
     Runs that are not a plain sync (rollback, rotation) can give the canonical set instead
@@ -675,20 +675,26 @@ class Engine:
         )
 
     def _log_summary(self, results: Sequence[TargetResult]) -> None:
-        """One line per provider in the original EnvSync form."""
+        """Log one line per provider in the original EnvSync form."""
         by_provider: dict[str, list[TargetResult]] = {}
         for result in results:
             by_provider.setdefault(result.target.provider, []).append(result)
         for provider, items in sorted(by_provider.items()):
             applied = all(item.applied for item in items)
-            changes = sum(
-                len(item.written) if item.applied else len(item.plan.pending if item.plan else ())
-                for item in items
-            )
+            changes = sum(_change_count(item) for item in items)
             errors = sum(len(problems(item)) for item in items)
             logger.info(
                 "[ENVSYNC] %s: applied=%s changes=%d errors=%d", provider, applied, changes, errors
             )
+
+
+def _change_count(result: TargetResult) -> int:
+    """Changes made by an apply, or pending in a plan."""
+    if result.applied:
+        return len(result.written)
+    if result.plan is None:
+        return 0
+    return len(result.plan.pending)
 
 
 def _wanted(work: _TargetWork, targets: Sequence[str]) -> bool:

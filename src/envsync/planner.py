@@ -6,9 +6,9 @@ envsync may change on its own:
 - Keys outside the filters, and keys of other Netlify contexts, are never touched.
 - A key the platform forbids is rejected; a value it cannot store is skipped with a warning.
 - A remote key that is not in the canonical set is deleted only when deletions are
-  allowed, the ledger says envsync wrote it, and nobody changed it since; a changed one is
-  a conflict. Nothing is deleted when the canonical set is empty, and nothing when the
-  deletions of one target exceed the limit, unless a person forces it.
+  allowed, the ledger records that envsync wrote it, and its value did not change since.
+  A changed one is a conflict. Nothing is deleted when the canonical set is empty, and
+  nothing when the deletions of one target exceed the limit, unless a person forces it.
 - On Netlify, `all` and specific contexts never mix on one key, a plain key is not turned
   into a secret without `convert_secrets`, and a secret's hidden value is judged from the
   ledger's hash and the variable's `updated_at`.
@@ -54,7 +54,7 @@ class ValueHasher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PlanOptions:
-    """What a person decided for this run, on top of the target's configuration."""
+    """Choices a person made for this run, on top of the target's configuration."""
 
     allow_deletions: bool = False
     max_deletions: int = 10
@@ -234,7 +234,7 @@ def _plan_value(
 def _adopt_if_unrecorded(
     given: PlanInput, key: str, context: str | None, value: SecretValue, draft: _Draft
 ) -> None:
-    """A remote value already equal to the canonical one becomes owned without a write."""
+    """Record a remote value already equal to the canonical one as owned, without a write."""
     entry = given.ledger.get((key, context))
     if entry is None or entry.value_hash != given.hasher.hash(value):
         draft.adopted.append((key, context))
@@ -250,9 +250,9 @@ def _plan_hidden_value(
 ) -> None:
     """Plan a Netlify secret, whose value cannot be read back.
 
-    The ledger's hash says whether the canonical value changed since envsync wrote it. The
-    platform keeps one `updated_at` per variable, so a newer one only says that somebody
-    changed some context of it: envsync warns, and writes again only when told to.
+    The ledger's hash shows whether the canonical value changed since envsync wrote it. The
+    platform keeps one `updated_at` per variable, so a newer one only shows that somebody
+    changed some context of it. envsync then warns, and writes again only on request.
     """
     entry = given.ledger.get((key, context))
     if entry is None:
@@ -316,7 +316,7 @@ def _plan_removal(
     variable: RemoteVariable | None,
     draft: _Draft,
 ) -> None:
-    """Plan a remote slot that the canonical set no longer holds (safety rule on deletions)."""
+    """Plan a remote slot that is missing from the canonical set: a deletion or a conflict."""
     entry = given.ledger.get((key, context))
     if entry is None:
         draft.unmanaged_keys.add(key)
@@ -412,7 +412,7 @@ def _plan_secret_flag(
     variable: RemoteVariable | None,
     draft: _Draft,
 ) -> bool | None:
-    """Whether the key is written as a secret, or None when that is a conflict."""
+    """Decide whether the key is written as a secret; None means the flag is a conflict."""
     wanted_secret = any(fnmatch.fnmatchcase(key, pattern) for pattern in given.spec.secret_keys)
     if variable is None:
         return wanted_secret
@@ -440,7 +440,7 @@ def _plan_secret_flag(
 def _mixes_contexts(
     key: str, variable: RemoteVariable | None, contexts: tuple[str, ...], draft: _Draft
 ) -> bool:
-    """Whether the key holds the other kind of context than envsync manages (a conflict)."""
+    """Report a conflict when the key has the other kind of context than envsync manages."""
     if variable is None or not variable.values:
         return False
     manages_all = contexts == (ALL_CONTEXT,)
@@ -482,7 +482,7 @@ def _plan_context(
 
 
 def _convert_to_secret(draft: _Draft, key: str, context: str) -> None:
-    """A plain value that becomes a secret is written even when its value is unchanged."""
+    """Turn the last NOOP into an update, because a plain value becoming a secret is a write."""
     last = draft.changes[-1]
     if last.key == key and last.context == context and last.op is Op.NOOP:
         draft.changes[-1] = Change(

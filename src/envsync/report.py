@@ -56,7 +56,7 @@ def change_dict(
 def target_dict(
     result: TargetResult, hasher: Fingerprinter, *, reveal: bool = False
 ) -> dict[str, Any]:
-    """One target's result in the API's shape (values masked unless `reveal`)."""
+    """Build one target's result in the API's shape (values masked unless `reveal`)."""
     uses_contexts = result.target.provider == "netlify"
     plan = result.plan
     pending: Sequence[Change] = plan.pending if plan else ()
@@ -94,7 +94,7 @@ def _conflict_dict(conflict: Any, uses_contexts: bool) -> dict[str, Any]:
 
 
 def provider_dict(provider: str, mode: str, targets: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """A provider's answer: its one target's object, or a summary holding several."""
+    """Build a provider's response: its one target's object, or a summary of several."""
     if len(targets) == 1:
         return targets[0]
     diff = [dict(entry, target=target["target"]) for target in targets for entry in target["diff"]]

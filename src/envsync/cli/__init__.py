@@ -1,6 +1,6 @@
 """The `envsync` command.
 
-`main` answers `envsync --version` before importing anything else, so CI jobs that only
+`main` handles `envsync --version` before importing anything else, so CI jobs that only
 check the version pay for nothing; every other command loads the Typer app in `app.py`.
 """
 

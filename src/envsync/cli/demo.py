@@ -46,7 +46,7 @@ LOCAL_ONLY=not synced: outside the filters
 
 
 def demo_seed() -> dict[str, Any]:
-    """The emulators' starting state: drift, unmanaged keys and other contexts to keep."""
+    """Build the emulators' starting state: drift, unmanaged keys and other contexts to keep."""
     unmanaged = [{"key": f"APP_SETTING_{index:03d}", "value": f"v{index}"} for index in range(120)]
     service_vars = [
         *unmanaged,
@@ -100,8 +100,11 @@ def demo_seed() -> dict[str, Any]:
                             ("deploy-preview", "https://preview-api.example.com"),
                             ("branch:staging", "https://staging-api.example.com"),
                         ),
-                        _netlify_var("BRIDGE_VERSION", ("production", "1.9.7"),
-                                     ("branch-deploy", "2.0.0-beta")),
+                        _netlify_var(
+                            "BRIDGE_VERSION",
+                            ("production", "1.9.7"),
+                            ("branch-deploy", "2.0.0-beta"),
+                        ),
                         _netlify_var("NEXT_PUBLIC_ANALYTICS", ("all", "on")),
                     ],
                 }
@@ -128,9 +131,10 @@ def demo() -> None:
     """Sync a sample .env to emulated Render and Netlify targets: plan, apply, plan again."""
     from envsync.emulators.server import EmulatorSet
 
-    with tempfile.TemporaryDirectory(prefix="envsync-demo-") as folder, EmulatorSet(
-        seed=demo_seed()
-    ) as emulators:
+    with (
+        tempfile.TemporaryDirectory(prefix="envsync-demo-") as folder,
+        EmulatorSet(seed=demo_seed()) as emulators,
+    ):
         workdir = Path(folder)
         env_file = workdir / ".env.demo"
         env_file.write_text(SAMPLE_ENV, encoding="utf-8")
@@ -195,8 +199,11 @@ async def _walk_through(environ: dict[str, str], workdir: Path, emulators: Any) 
     )
     assert report is not None
     clean = report.ok and not report.has_changes
-    typer.echo("\nDemo finished: the targets match the canonical set." if clean else
-               "\nDemo finished with differences left; see above.")
+    typer.echo(
+        "\nDemo finished: the targets match the canonical set."
+        if clean
+        else "\nDemo finished with differences left; see above."
+    )
     return clean
 
 

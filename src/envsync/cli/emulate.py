@@ -13,7 +13,7 @@ def emulate(
     netlify_port: int = typer.Option(8702, help="Port of the Netlify API emulator."),
     vault_port: int = typer.Option(8703, help="Port of the Vault KV v2 emulator."),
     seed: str | None = typer.Option(None, help="A JSON seed file: {render, netlify, vault}."),
-    latency_ms: int = typer.Option(0, help="Delay added to every answer, in milliseconds."),
+    latency_ms: int = typer.Option(0, help="Delay added to every response, in milliseconds."),
     rate_window_s: float | None = typer.Option(
         None, help="Length of the rate-limit window in seconds (default: the real 60 s)."
     ),

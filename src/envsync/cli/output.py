@@ -1,4 +1,4 @@
-"""How the CLI shows plans and results: Rich tables on a terminal, JSON with `--json`."""
+"""Plan and result output of the CLI: Rich tables on a terminal, JSON with `--json`."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ def apply(
         False, "--convert-secrets", help="Turn plain Netlify variables into secrets (irreversible)."
     ),
 ) -> None:
-    """Make every target equal to the canonical set (asks first unless --yes)."""
+    """Make every target equal to the canonical set (prompts for confirmation unless --yes)."""
     _check_reveal(reveal, as_json)
     flags = {"force": force, "rewrite_secrets": rewrite_secrets, "convert_secrets": convert_secrets}
     if not yes:
