@@ -744,7 +744,7 @@ def _creation_extras(body: JSONObject) -> JSONObject:
 
     image = body.get("image")
     if isinstance(image, dict) and isinstance(image.get("imagePath"), str):
-        extras["imagePath"] = image["imagePath"]
+        extras["imagePath"] = normalized_image(image["imagePath"])
 
     details = body.get("serviceDetails")
     if isinstance(details, dict):
@@ -777,10 +777,29 @@ def _new_deploy(service: Service) -> JSONObject:
     }
     image_path = service.extra.get("imagePath")
     if isinstance(image_path, str):
-        # An image-backed service skips the build, as the recorded deploy shows.
-        deploy["image"] = {"ref": image_path, "sha": ""}
+        # An image-backed service skips the build, as the recorded deploy shows. The digest
+        # is made up: the emulator pulls no image.
+        deploy["image"] = {"ref": image_path, "sha": f"sha256:{secrets.token_hex(32)}"}
         deploy["status"] = "update_in_progress"
     return deploy
+
+
+def normalized_image(path: str) -> str:
+    """Return an image reference in the full form Render stores, as Docker normalizes it.
+
+    Render returns `docker.io/library/nginx:latest` for a service created with `nginx`
+    (recorded traffic). The registry defaults to docker.io, a one-part name to the
+    `library/` namespace, and a missing tag or digest to `:latest`.
+    """
+    first, slash, _ = path.partition("/")
+    has_registry = bool(slash) and ("." in first or ":" in first or first == "localhost")
+    if not has_registry:
+        path = f"docker.io/{path}" if slash else f"docker.io/library/{path}"
+
+    last_part = path.rsplit("/", 1)[-1]
+    if ":" not in last_part and "@" not in last_part:
+        path = f"{path}:latest"
+    return path
 
 
 def _owner_json(owner: Owner) -> JSONObject:
@@ -813,6 +832,9 @@ def _service_json(service: Service) -> JSONObject:
         "type": service.type,
         "updatedAt": service.updated_at,
     }
+    if isinstance(service.extra.get("imagePath"), str):
+        # A service deployed from an image has no repository, so Render sends no branch.
+        del body["branch"]
     body.update({k: v for k, v in service.extra.items() if k != "serviceDetails"})
     body["serviceDetails"] = _service_details(service)
     return body
