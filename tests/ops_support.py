@@ -61,13 +61,13 @@ def run(engine: Engine, mode: RunMode = RunMode.ENFORCE, **options: Any) -> RunR
 
 
 def render_vars(emulators: EmulatorSet) -> dict[str, str]:
-    """The Render service's variables as the emulator holds them."""
+    """Return the Render service's variables as stored in the emulator."""
     service = emulators.state("render")["services"][0]
     return {item["key"]: item["value"] for item in service["envVars"]}
 
 
 def netlify_values(emulators: EmulatorSet) -> dict[str, dict[str, str]]:
-    """The Netlify site's variables as the emulator holds them: key -> context -> value."""
+    """Return the Netlify site's variables as stored in the emulator: key, context, value."""
     site = emulators.state("netlify")["sites"][0]
     values: dict[str, dict[str, str]] = {}
     for variable in site["env"]:

@@ -211,9 +211,7 @@ def test_scheduled_dry_run_without_drift_closes_drift_ticket(
     assert _open(engine) == []
 
 
-def test_deletions_over_limit_open_conflict_ticket_with_force_step(
-    emulators: EmulatorSet, tmp_path: Path
-) -> None:
+def test_deletion_limit_opens_conflict_ticket(emulators: EmulatorSet, tmp_path: Path) -> None:
     write_canonical(tmp_path, "BRIDGE_KEEP=1\nBRIDGE_X=1\nBRIDGE_Y=1\n")
     engine = _engine(emulators, tmp_path, ENVSYNC_ALLOW_DELETIONS="true")
     run(engine, RunMode.ENFORCE)

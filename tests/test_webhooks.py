@@ -50,7 +50,7 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A webhook receiver: answers 500 to the first `failures` requests, then 204."""
+    """A webhook receiver: responds 500 to the first `failures` requests, then 204."""
 
     failures: int = 0
     gate: threading.Event = field(default_factory=threading.Event)
@@ -85,7 +85,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         while not server.started:
             threading.Event().wait(0.01)
-        # The path holds a credential, as many webhook URLs do.
+        # The path contains a credential, as many webhook URLs do.
         state.url = f"http://127.0.0.1:{port}/hooks/path-token-3c9e?key=query-token-77aa"
         yield state
     finally:

@@ -139,30 +139,22 @@ def _time(moment: Any) -> str | None:
 
 
 def _print_runs(found: list[Any]) -> None:
+    """Print one line per run, with the targets last, so no id is cut short on a narrow
+    terminal and the lines can be read by grep and cut."""
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if not found:
         console.print("No runs recorded yet.")
         return
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column in ("run", "started", "trigger", "mode", "status", "targets", "written", "errors"):
-        table.add_column(column)
     for run in found:
         written = sum(len(target.written) for target in run.targets)
         errors = sum(len(target.errors) for target in run.targets)
-        table.add_row(
-            run.id,
-            _time(run.started_at) or "",
-            run.trigger.value,
-            run.mode.value,
-            _status(run.status.value),
-            ", ".join(target.target for target in run.targets) or "-",
-            str(written),
-            str(errors),
+        targets = ", ".join(target.target for target in run.targets) or "-"
+        console.print(
+            f"{run.id}  {_time(run.started_at)}  {run.trigger.value:<9} {run.mode.value:<8} "
+            f"{_status(run.status.value)}  written {written}, errors {errors}  {targets}"
         )
-    console.print(table)
 
 
 def _status(status: str) -> str:
