@@ -148,7 +148,7 @@ def test_scheduler_is_started_and_stopped(emulators: EmulatorSet, tmp_path: Path
     state = asyncio.run(scenario())
 
     assert schedulers[0].started is True
-    assert state == {"running": True, "next_slot": "2030-01-01T00:00:00Z"}
+    assert state == {"started": True, "next_slot": "2030-01-01T00:00:00Z"}
     assert schedulers[0].stopped_with == 5
     with Store.open(service.settings.database_url.get_secret_value()) as store:
         runs = store.list_runs()
@@ -175,7 +175,7 @@ def test_scheduler_skipped_when_disabled(emulators: EmulatorSet, tmp_path: Path)
     state = asyncio.run(scenario())
 
     assert factory_calls == []
-    assert state["running"] is False
+    assert state["started"] is False
     assert "ENVSYNC_ENABLED" in state["reason"]
 
 

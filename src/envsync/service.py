@@ -288,14 +288,14 @@ class Service:
         self._scheduler_note = "stopped"
 
     def scheduler_state(self) -> dict[str, Any]:
-        """Return the scheduler's own state, or why there is none."""
+        """Return whether the scheduler started, with its own state, or why it did not."""
         if self._scheduler is None:
-            return {"running": False, "reason": self._scheduler_note}
+            return {"started": False, "reason": self._scheduler_note}
         try:
-            return {"running": True, **self._scheduler.state()}
+            return {"started": True, **self._scheduler.state()}
         except Exception as error:
             logger.warning("the scheduler's state could not be read: %s", type(error).__name__)
-            return {"running": True, "reason": "state unavailable"}
+            return {"started": True, "reason": "state unavailable"}
 
     def _check_store(self) -> StoreStatus:
         """Ping the store and read each target's last run; a failure means unreachable."""

@@ -111,7 +111,7 @@ def test_health_shows_configuration(api: RunningApi) -> None:
     assert config["filters"]["include_prefixes"] == ["BRIDGE_", "SR_", "HEART_", "ENVSYNC_"]
     assert config["urls"]["render"] == api.environ["RENDER_API_URL"]
     assert body["store"] == {"reachable": True, "backend": "sqlite"}
-    assert body["scheduler"]["running"] is False
+    assert body["scheduler"]["started"] is False
 
 
 def test_health_shows_last_run_per_target(api: RunningApi) -> None:
