@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from envsync.emulators import EmulatorSet
 from envsync.locks import TargetLocks
@@ -247,3 +248,22 @@ def test_unreadable_source_returns_500_without_traceback(start_api: StartApi) ->
     assert body["error"].endswith("Error")
     assert "canonical.env" in body["message"]
     assert "Traceback" not in response.text
+
+
+@pytest.mark.postgres
+def test_apply_returns_409_under_postgres_lock(start_api: StartApi, postgres_url: str) -> None:
+    api = start_api(ENVSYNC_DATABASE_URL=postgres_url, ENVSYNC_LOCK_TIMEOUT_S="0.2")
+    locks = TargetLocks(postgres_url)
+
+    async def apply_while_locked() -> httpx.Response:
+        async with locks.hold(RENDER_LEDGER_ID, 5):
+            with api.client() as client:
+                return await asyncio.to_thread(client.post, "/envsync/apply/render")
+
+    locked = asyncio.run(apply_while_locked())
+    with api.client() as client:
+        unlocked = client.post("/envsync/apply/render")
+
+    assert locked.status_code == 409
+    assert unlocked.status_code == 200
+    assert unlocked.json()["written"] == 2
