@@ -11,7 +11,7 @@ snapshot), and runs the engine with a planner of its own that plans exactly thos
   is gone, or when it is back after the run deleted it.
 
 A Netlify secret cannot be read back, so its previous value is the value envsync last wrote
-before the run, kept encrypted with that earlier run's snapshot; when envsync never wrote
+before the run, kept encrypted with that earlier run's snapshot. When envsync never wrote
 it, the key is reported and skipped. Whether a secret changed since the run is judged from
 the ownership ledger's hash and the variable's `updated_at`.
 
@@ -294,6 +294,8 @@ def _last_written_value(
     store: Store, ledger_id: str, slot: LedgerSlot, run_id: str, key: str
 ) -> SecretValue | None:
     """Return the value envsync wrote to the slot in the last write before run `run_id`."""
+    # NOTE: Netlify never returns a secret's value, so a change made by hand between that
+    # write and the run goes undetected here. The rollback restores envsync's value instead.
     earlier = store.previous_write(ledger_id, slot[0], slot[1], run_id)
     if earlier is None or earlier[1] is Op.DELETE:
         return None

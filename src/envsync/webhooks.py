@@ -257,7 +257,16 @@ class WebhookSink:
             return True
 
         # The first publish, or a new loop (a CLI command runs each run in its own loop):
-        # the old loop's tasks and client cannot be used here.
+        # the old loop's tasks and client cannot be used here, so what they still held is
+        # counted as dropped.
+        for endpoint in self._endpoints:
+            if endpoint.queue is not None and endpoint.queue.qsize():
+                endpoint.stats.dropped += endpoint.queue.qsize()
+                logger.warning(
+                    "%d webhook deliveries to %s were left on a finished event loop",
+                    endpoint.queue.qsize(),
+                    endpoint.host,
+                )
         self._loop = loop
         self._client = httpx.AsyncClient(
             transport=self._transport,
