@@ -147,3 +147,11 @@ def test_rotate_key_outside_filters_returns_422(api: RunningApi) -> None:
 
     assert response.status_code == 422
     assert response.json()["error"] == "RotationError"
+
+
+def test_rotation_run_is_counted_in_metrics(api: RunningApi) -> None:
+    with api.client() as client:
+        client.post("/envsync/rotate", json={"key": "BRIDGE_VERSION", "generate": True})
+        metrics = client.get("/metrics").text
+
+    assert 'envsync_runs_total{mode="enforce",status="succeeded",trigger="rotate"} 1.0' in metrics

@@ -34,8 +34,7 @@ from envsync.errors import ConfigError, RollbackError, RotationError
 from envsync.model import SecretValue
 
 if TYPE_CHECKING:
-    from envsync.engine import Engine
-    from envsync.rollback import RollbackReport
+    from envsync.rollback import RollbackReport, Runner
     from envsync.rotate import RotateReport
 
 router = APIRouter(prefix="/envsync", tags=["operations"], dependencies=[Depends(require_token)])
@@ -45,15 +44,15 @@ RotateFunction = Callable[..., Awaitable["RotateReport"]]
 
 
 async def default_rollback(
-    engine: Engine, run_id: str, *, confirm: bool, force: bool, actor: str | None
+    runner: Runner, run_id: str, *, confirm: bool, force: bool, actor: str | None
 ) -> RollbackReport:
     from envsync.rollback import rollback
 
-    return await rollback(engine, run_id, confirm=confirm, force=force, actor=actor)
+    return await rollback(runner, run_id, confirm=confirm, force=force, actor=actor)
 
 
 async def default_rotate(
-    engine: Engine,
+    runner: Runner,
     key: str,
     *,
     value: SecretValue | None,
@@ -62,13 +61,17 @@ async def default_rotate(
 ) -> RotateReport:
     from envsync.rotate import rotate
 
-    return await rotate(engine, key, value=value, generate=generate, actor=actor)
+    return await rotate(runner, key, value=value, generate=generate, actor=actor)
 
 
 @dataclass(slots=True)
 class Operations:
     """The functions behind the rollback and rotate routes, called with keyword options
-    as `envsync.rollback.rollback` and `envsync.rotate.rotate` take them."""
+    as `envsync.rollback.rollback` and `envsync.rotate.rotate` take them.
+
+    The routes pass the Service as the runner, so these runs are tracked like any other:
+    counted in the metrics, and waited for or abandoned at shutdown.
+    """
 
     rollback: RollbackFunction = default_rollback
     rotate: RotateFunction = default_rotate
@@ -105,7 +108,7 @@ async def rollback(
     operations: Operations = request.app.state.operations
     try:
         outcome = await operations.rollback(
-            service.engine, run_id, confirm=confirm, force=force, actor=actor_of(request)
+            service, run_id, confirm=confirm, force=force, actor=actor_of(request)
         )
     except Exception as error:
         return _operation_failure(error)
@@ -138,7 +141,7 @@ async def rotate(request: Request, body: RotateRequest) -> JSONResponse:
     operations: Operations = request.app.state.operations
     try:
         outcome = await operations.rotate(
-            service.engine,
+            service,
             body.key,
             value=value,
             generate=body.generate,
