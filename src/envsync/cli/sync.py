@@ -123,8 +123,13 @@ def _run(
     from envsync.errors import EnvsyncError
     from envsync.model import RunMode
 
+    from envsync.tickets import TicketHook
+
     settings = load_cli_settings()
     engine = Engine(settings, stdin=sys.stdin.buffer if file == "-" else None)
+    # A failed CLI run opens a ticket in the same store the service reads, and a clean one
+    # closes it, so `envsync tickets` shows what CI runs ran into too.
+    engine.result_hooks.append(TicketHook(engine.store()))
     if mode == "enforce" and sys.stderr.isatty():
         engine.write_hooks.append(_progress_line())
     request = RunRequest(
