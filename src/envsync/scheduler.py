@@ -19,7 +19,8 @@ scheduler guarantees:
   [0, jitter), capped at half the gap to the following slot so that it still starts
   before that slot. The slot's identity (what is claimed and reported) is unchanged.
 - Catch-up: at start-up, when the store's latest claimed slot of this schedule is older
-  than the latest slot due, that latest slot runs once, however many were missed.
+  than the latest slot due, that latest slot runs once, however many were missed. A
+  schedule with no claim in the store yet waits for its next slot.
   Slots missed because this process was paused or its event loop blocked are caught up
   the same way.
 - ENVSYNC_ENABLED=false leaves the scheduler off, while the API still serves.
