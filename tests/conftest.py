@@ -19,6 +19,7 @@ NETGUARD = Path(__file__).resolve().parent / "netguard"
 
 pytest_plugins = [
     "tests.fixtures.emulators",
+    "tests.fixtures.netlify_openapi",
     "tests.fixtures.postgres",
 ]
 

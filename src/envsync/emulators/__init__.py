@@ -5,7 +5,15 @@ they import nothing from here, so that a misreading of a platform shared by both
 cannot pass every test.
 """
 
-from envsync.emulators.common import ApiError, ConfigError, Emulator, SeedError
+from envsync.emulators.common import (
+    ApiError,
+    ConfigError,
+    Emulator,
+    ObservedResponse,
+    ResponseObserver,
+    SeedError,
+    add_response_observer,
+)
 from envsync.emulators.netlify import NetlifyEmulator
 from envsync.emulators.render import RenderEmulator
 from envsync.emulators.seed import (
@@ -26,9 +34,12 @@ __all__ = [
     "Emulator",
     "EmulatorSet",
     "NetlifyEmulator",
+    "ObservedResponse",
     "RenderEmulator",
+    "ResponseObserver",
     "SeedError",
     "VaultEmulator",
+    "add_response_observer",
     "default_seed",
     "describe",
     "load_seed_file",

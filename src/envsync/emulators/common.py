@@ -22,6 +22,10 @@ platform's own paths and, under `/_emulator/`, a control API for tests and demos
     that many seconds long.
   - `rate_limits`: false keeps counting and reporting but never responds 429.
 
+Tests can watch every API response that any emulator in the process sends with
+`add_response_observer`, for example to check the responses against a platform's OpenAPI
+spec.
+
 Control calls need no token and are not logged. Every API request passes, in order:
 fault lookup, latency, the fault itself (status, drop), the token check, the rate limit,
 then the API handler. Every response carries the emulator's rate-limit headers, except
@@ -37,6 +41,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from starlette.applications import Starlette
@@ -93,6 +98,59 @@ class ConfigError(ValueError):
 
 class ConnectionDropped(Exception):
     """Raised when the server gives the app no way to close the connection itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedResponse:
+    """One API response as an emulator sent it.
+
+    `headers` have lower-case names. `fault` is the kind of the injected fault that shaped
+    the response (`"status"`, `"truncate"`, `"latency_ms"` or `"repeat_cursor"`), or None
+    for an ordinary response. A truncated response carries only the part of the body that
+    was sent. A dropped connection sends no response and is not observed.
+    """
+
+    api: str
+    method: str
+    path: str
+    query: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    fault: str | None
+
+
+ResponseObserver = Callable[[ObservedResponse], None]
+
+# Observers of every emulator in this process. The tuple is replaced, never changed in
+# place, so the serving thread can iterate over it while a test thread adds or removes one.
+_observers: tuple[ResponseObserver, ...] = ()
+
+
+def add_response_observer(observer: ResponseObserver) -> Callable[[], None]:
+    """Call observer with every API response that any emulator in this process sends.
+
+    The observer runs on the emulator's event loop, before the last byte of the body is
+    sent, so a client has seen no complete response that its observers have not. It must
+    be quick and must not raise: an exception is logged and ignored. Returns a function
+    that removes the observer.
+    """
+    global _observers
+    _observers = (*_observers, observer)
+
+    def remove() -> None:
+        global _observers
+        _observers = tuple(kept for kept in _observers if kept is not observer)
+
+    return remove
+
+
+def _notify_observers(response: ObservedResponse) -> None:
+    for observer in _observers:
+        try:
+            observer(response)
+        except Exception:
+            logger.exception("an emulator response observer failed; it is ignored")
 
 
 def json_bytes(document: Any) -> bytes:
@@ -346,15 +404,19 @@ class Emulator(abc.ABC):
         if delay_ms:
             await asyncio.sleep(delay_ms / 1000)
 
+        observation = _Observation(self.api, entry, fault.kind if fault else None)
+
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+            observation.record(message)
             await send(message)
 
         try:
             await self._respond(scope, receive, send_logged, fault)
         finally:
             entry["ended"] = time.time()
+            observation.finish()
 
     async def _respond(
         self, scope: Scope, receive: Receive, send: Send, fault: Fault | None
@@ -527,6 +589,54 @@ class Emulator(abc.ABC):
                 raise ConfigError("the configuration change must be a JSON object")
             return self.configure(changes)
         return dict(self.config)
+
+
+class _Observation:
+    """Collect one response's status, headers and body for the response observers."""
+
+    def __init__(self, api: str, entry: JSONObject, fault: str | None) -> None:
+        self._api = api
+        self._entry = entry
+        self._fault = fault
+        self._active = bool(_observers)
+        self._status: int | None = None
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._done = False
+
+    def record(self, message: Message) -> None:
+        """Note a message about to be sent; notify observers before the last body part."""
+        if not self._active:
+            return
+        if message["type"] == "http.response.start":
+            self._status = int(message["status"])
+            self._headers = {
+                bytes(name).decode("latin-1").lower(): bytes(value).decode("latin-1")
+                for name, value in message.get("headers", [])
+            }
+            return
+        if message["type"] == "http.response.body":
+            self._body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                self.finish()
+
+    def finish(self) -> None:
+        """Notify observers once, also for a response cut short by a truncate fault."""
+        if self._done or not self._active or self._status is None:
+            return
+        self._done = True
+        _notify_observers(
+            ObservedResponse(
+                api=self._api,
+                method=self._entry["method"],
+                path=self._entry["path"],
+                query=self._entry["query"],
+                status=self._status,
+                headers=self._headers,
+                body=b"".join(self._body),
+                fault=self._fault,
+            )
+        )
 
 
 def _has_cursor(query: str) -> bool:
