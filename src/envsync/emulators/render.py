@@ -803,14 +803,16 @@ def normalized_image(path: str) -> str:
 
 
 def _owner_json(owner: Owner) -> JSONObject:
-    return {
+    body: JSONObject = {
         "id": owner.id,
         "name": owner.name,
         "email": owner.email,
         "type": owner.type,
-        "twoFactorAuthEnabled": False,
-        **owner.extra,
     }
+    if owner.type == "user":
+        # Render's spec: the field is present only when the owner is a user.
+        body["twoFactorAuthEnabled"] = False
+    return {**body, **owner.extra}
 
 
 def _service_json(service: Service) -> JSONObject:
