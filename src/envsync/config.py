@@ -324,9 +324,9 @@ def validate_origin(origin: str) -> str:
     if origin == "*":
         return origin
     parts = urlsplit(origin)
-    if parts.scheme in ("http", "https") and parts.hostname and parts.path in ("", "/"):
-        if not (parts.query or parts.fragment or parts.username):
-            return f"{parts.scheme}://{parts.netloc}"
+    is_origin = parts.scheme in ("http", "https") and parts.hostname and parts.path in ("", "/")
+    if is_origin and not (parts.query or parts.fragment or parts.username):
+        return f"{parts.scheme}://{parts.netloc}"
     raise ValueError(f"{origin!r} is not an origin such as https://admin.example.com, or *")
 
 

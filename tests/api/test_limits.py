@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from envsync.config import load_settings
+from envsync.errors import ConfigError
 from tests.api.conftest import RunningApi, StartApi
 
 ORIGIN = "https://admin.example.com"
@@ -96,3 +101,24 @@ def test_invalid_body_error_omits_value(api: RunningApi) -> None:
         assert response.status_code == 422
         assert response.json()["error"] == "InvalidRequest"
         assert value not in response.text
+
+
+@pytest.mark.parametrize(
+    ("origin", "accepted"),
+    [
+        ("*", "*"),
+        ("https://admin.example.com", "https://admin.example.com"),
+        ("http://127.0.0.1:3000/", "http://127.0.0.1:3000"),
+        ("https://admin.example.com/path", None),
+        ("ftp://admin.example.com", None),
+        ("https://user@admin.example.com", None),
+        ("https://admin.example.com?x=1", None),
+    ],
+)
+def test_cors_origins_setting_is_validated(origin: str, accepted: str | None) -> None:
+    if accepted is None:
+        with pytest.raises(ConfigError, match="ENVSYNC_CORS_ORIGINS"):
+            load_settings({"ENVSYNC_CORS_ORIGINS": origin}, cwd=Path("/nonexistent"))
+        return
+    settings = load_settings({"ENVSYNC_CORS_ORIGINS": origin}, cwd=Path("/nonexistent"))
+    assert settings.cors_origins == [accepted]

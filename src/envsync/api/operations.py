@@ -6,9 +6,9 @@ skipped, and a rotation adds where it wrote the new value, never the value itsel
 request the operation cannot carry out (a dry-run to roll back, a key outside the filters)
 gets 409 or 422 with the error's message.
 
-The work itself is done by `envsync.rollback.rollback` and `envsync.rotate.rotate`; the app
-reaches them through `Operations`, so a test or an embedding application can point the
-routes at other functions.
+The work itself is done by `envsync.rollback.rollback` and `envsync.rotate.rotate`. The
+app reaches them through `Operations`, so a test or an embedding application can point
+the routes at other functions.
 """
 
 from __future__ import annotations
