@@ -1,4 +1,8 @@
-"""Behaviour of the Vault KV v2 emulator and the bridge-style vault, over loopback HTTP."""
+"""Behaviour of the Vault KV v2 emulator and the bridge-style vault, over loopback HTTP.
+
+What hvac, Vault's Python client, reads from the emulator is checked in
+`tests/conformance/test_vault_hvac.py`. These tests look at raw responses.
+"""
 
 from __future__ import annotations
 
@@ -29,82 +33,7 @@ def kv(client: hvac.Client) -> Any:
     return client.secrets.kv.v2
 
 
-# hvac against the emulator.
-
-
-def test_hvac_write_then_read(vault: hvac.Client) -> None:
-    written = kv(vault).create_or_update_secret(path="app", secret={"A": "1"})
-
-    read = kv(vault).read_secret_version(path="app", raise_on_deleted_version=True)
-
-    assert written["data"]["version"] == 1
-    assert read["data"]["data"] == {"A": "1"}
-    assert read["data"]["metadata"]["version"] == 1
-    assert read["data"]["metadata"]["deletion_time"] == ""
-
-
-def test_values_can_be_any_json(vault: hvac.Client) -> None:
-    secret = {"PORT": 8080, "DEBUG": True, "LIMITS": {"max": 3}, "NAMES": ["a"], "NONE": None}
-    kv(vault).create_or_update_secret(path="typed", secret=secret)
-
-    read = kv(vault).read_secret_version(path="typed", raise_on_deleted_version=True)
-
-    assert read["data"]["data"] == secret
-
-
-def test_default_seed_has_empty_envsync_secret(vault: hvac.Client) -> None:
-    read = kv(vault).read_secret_version(path="envsync", raise_on_deleted_version=True)
-
-    assert read["data"]["data"] == {}
-
-
-def test_read_an_older_version(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="app", secret={"A": "1"})
-    kv(vault).create_or_update_secret(path="app", secret={"A": "2"})
-
-    old = kv(vault).read_secret_version(path="app", version=1, raise_on_deleted_version=True)
-    new = kv(vault).read_secret_version(path="app", raise_on_deleted_version=True)
-
-    assert old["data"]["data"] == {"A": "1"}
-    assert new["data"]["data"] == {"A": "2"}
-
-
-def test_list_shows_keys_and_folders(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="team/app", secret={"A": "1"})
-    kv(vault).create_or_update_secret(path="team/deep/x", secret={"B": "2"})
-
-    top = kv(vault).list_secrets(path="")
-    team = kv(vault).list_secrets(path="team")
-
-    assert top["data"]["keys"] == ["envsync", "team/"]
-    assert team["data"]["keys"] == ["app", "deep/"]
-
-
-def test_list_of_missing_folder_is_invalid_path(vault: hvac.Client) -> None:
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        kv(vault).list_secrets(path="nothing-here")
-
-
-def test_soft_delete_then_undelete(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="envsync", secret={"A": "1"})
-    kv(vault).delete_latest_version_of_secret(path="envsync")
-
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        kv(vault).read_secret_version(path="envsync", raise_on_deleted_version=True)
-    kv(vault).undelete_secret_versions(path="envsync", versions=[2])
-
-    read = kv(vault).read_secret_version(path="envsync", raise_on_deleted_version=True)
-    assert read["data"]["data"] == {"A": "1"}
-
-
-def test_deleted_version_answer_carries_metadata(vault: hvac.Client) -> None:
-    kv(vault).delete_latest_version_of_secret(path="envsync")
-
-    answer = kv(vault).read_secret_version(path="envsync", raise_on_deleted_version=False)
-
-    assert answer["data"]["data"] is None
-    assert answer["data"]["metadata"]["deletion_time"] != ""
-    assert answer["data"]["metadata"]["version"] == 1
+# Raw shapes.
 
 
 def test_deleted_read_is_404_with_metadata(raw: httpx.Client) -> None:
@@ -116,103 +45,11 @@ def test_deleted_read_is_404_with_metadata(raw: httpx.Client) -> None:
     assert response.json()["data"]["metadata"]["deletion_time"]
 
 
-def test_delete_given_versions(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="app", secret={"A": "1"})
-    kv(vault).create_or_update_secret(path="app", secret={"A": "2"})
-
-    kv(vault).delete_secret_versions(path="app", versions=[1])
-
-    metadata = kv(vault).read_secret_metadata(path="app")["data"]
-    assert metadata["versions"]["1"]["deletion_time"] != ""
-    assert metadata["versions"]["2"]["deletion_time"] == ""
-
-
-def test_destroyed_version_cannot_be_read_or_undeleted(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="app", secret={"A": "1"})
-
-    kv(vault).destroy_secret_versions(path="app", versions=[1])
-    kv(vault).undelete_secret_versions(path="app", versions=[1])
-
-    # A destroyed version has no deletion_time, so hvac raises even with
-    # raise_on_deleted_version=False.
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        kv(vault).read_secret_version(path="app", raise_on_deleted_version=False)
-    metadata = kv(vault).read_secret_metadata(path="app")["data"]
-    assert metadata["versions"]["1"]["destroyed"] is True
-
-
-def test_metadata_read_and_delete(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="app", secret={"A": "1"})
-
-    metadata = kv(vault).read_secret_metadata(path="app")["data"]
-    kv(vault).delete_metadata_and_all_versions(path="app")
-
-    assert metadata["current_version"] == 1
-    assert metadata["oldest_version"] == 1
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        kv(vault).read_secret_metadata(path="app")
-
-
-def test_check_and_set_mismatch_is_rejected(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="app", secret={"A": "1"})
-
-    with pytest.raises(hvac.exceptions.InvalidRequest):
-        kv(vault).create_or_update_secret(path="app", secret={"A": "2"}, cas=0)
-    written = kv(vault).create_or_update_secret(path="app", secret={"A": "2"}, cas=1)
-
-    assert written["data"]["version"] == 2
-
-
-# hvac's patch() reads without raise_on_deleted_version, which warns about a coming default.
-@pytest.mark.filterwarnings("ignore:The raise_on_deleted_version parameter:DeprecationWarning")
-def test_hvac_patch_merges(vault: hvac.Client) -> None:
-    kv(vault).create_or_update_secret(path="app", secret={"A": "1", "B": "2"})
-
-    kv(vault).patch(path="app", secret={"B": "3"})
-
-    read = kv(vault).read_secret_version(path="app", raise_on_deleted_version=True)
-    assert read["data"]["data"] == {"A": "1", "B": "3"}
-
-
-def test_old_versions_beyond_max_are_dropped(vault: hvac.Client) -> None:
-    for number in range(12):
-        kv(vault).create_or_update_secret(path="app", secret={"N": str(number)})
-
-    metadata = kv(vault).read_secret_metadata(path="app")["data"]
-
-    assert metadata["current_version"] == 12
-    assert sorted(metadata["versions"], key=int) == [str(n) for n in range(3, 13)]
-
-
-def test_unknown_token_is_forbidden(emulators: EmulatorSet) -> None:
-    client = hvac.Client(url=emulators.vault_url, token="hvs.unknown")
-
-    with pytest.raises(hvac.exceptions.Forbidden):
-        kv(client).read_secret_version(path="envsync", raise_on_deleted_version=True)
-    assert client.is_authenticated() is False
-
-
 def test_missing_token_body(emulators: EmulatorSet) -> None:
     response = httpx.get(f"{emulators.vault_url}/v1/secret/data/envsync")
 
     assert response.status_code == 403
     assert response.json() == {"errors": ["permission denied"]}
-
-
-def test_namespaces_are_isolated(emulators: EmulatorSet, vault: hvac.Client) -> None:
-    team = hvac.Client(url=emulators.vault_url, token=emulators.vault_token, namespace="team-a")
-    kv(team).create_or_update_secret(path="only-here", secret={"A": "1"})
-
-    read = kv(team).read_secret_version(path="only-here", raise_on_deleted_version=True)
-
-    assert read["data"]["data"] == {"A": "1"}
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        kv(vault).read_secret_version(path="only-here", raise_on_deleted_version=True)
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        kv(team).read_secret_version(path="envsync", raise_on_deleted_version=True)
-
-
-# Raw shapes.
 
 
 def test_answers_use_the_vault_envelope(raw: httpx.Client) -> None:

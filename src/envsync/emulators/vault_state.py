@@ -62,7 +62,11 @@ class Secret:
     custom_metadata: dict[str, str] | None = None
 
     def write(self, data: JSONObject) -> Version:
-        """Store data as a new version and drop the oldest beyond the version limit."""
+        """Store data as a new version and drop the oldest beyond the version limit.
+
+        As in Vault's KV v2 plugin (`AddVersion`), `oldest_version` stays 0 until the
+        first version is dropped, and it then names the oldest version kept.
+        """
         now = vault_time()
         self.current_version += 1
         version = Version(data=data, created_time=now)
@@ -70,9 +74,11 @@ class Secret:
         self.updated_time = now
 
         limit = self.max_versions or DEFAULT_MAX_VERSIONS
-        while len(self.versions) > limit:
-            del self.versions[min(self.versions)]
-        self.oldest_version = min(self.versions)
+        if self.current_version - self.oldest_version >= limit:
+            newest_dropped = self.current_version - limit
+            for number in range(self.oldest_version, newest_dropped + 1):
+                self.versions.pop(number, None)
+            self.oldest_version = newest_dropped + 1
         return version
 
     def version_metadata(self, number: int) -> JSONObject:
@@ -241,7 +247,7 @@ def _load_secret_history(raw: Any, where: str) -> Secret:
             updated_time=str(raw.get("updated_time") or raw["created_time"]),
             versions=versions,
             current_version=int(raw["current_version"]),
-            oldest_version=int(raw.get("oldest_version") or min(versions, default=0)),
+            oldest_version=int(raw.get("oldest_version", _oldest_kept(versions))),
             max_versions=int(raw.get("max_versions") or 0),
             cas_required=bool(raw.get("cas_required", False)),
             delete_version_after=str(raw.get("delete_version_after") or "0s"),
@@ -250,3 +256,10 @@ def _load_secret_history(raw: Any, where: str) -> Secret:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise SeedError(f"{where} is not valid secret metadata: {error}") from None
     return secret
+
+
+def _oldest_kept(versions: Mapping[int, Version]) -> int:
+    """Return Vault's `oldest_version` for a history that leaves it out: 0 unless pruned."""
+    if not versions or 1 in versions:
+        return 0
+    return min(versions)
