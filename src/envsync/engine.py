@@ -129,6 +129,12 @@ class _TargetWork:
     recorded: dict[LedgerSlot, LedgerEntry] = field(default_factory=dict)
     removed: set[LedgerSlot] = field(default_factory=set)
     reading: bool = False
+    # Confirmed writes not yet saved to the run history and the ledger, and the task that
+    # saves them in batches.
+    unsaved: list[tuple[Change, list[LedgerEntry], list[LedgerSlot]]] = field(
+        default_factory=list
+    )
+    saver: asyncio.Task[None] | None = None
 
 
 class Engine:
@@ -381,7 +387,10 @@ class Engine:
             else:
                 await asyncio.to_thread(self.store().start_target, run_id, work.ref)
                 async with self.locks().hold(work.ref.ledger_id, request.lock_timeout_s):
-                    result = await self._apply(request, run_id, canonical, work, credentials)
+                    try:
+                        result = await self._apply(request, run_id, canonical, work, credentials)
+                    finally:
+                        await self._saved(work)
         except EnvsyncError as error:
             result = self._failed(run_id, request, work.ref, error, work)
         return await self._report_result(request, run_id, result)
@@ -537,7 +546,10 @@ class Engine:
         async def progress(change: Change, updated_at: str | None) -> None:
             await self._record_write(run_id, work, change, updated_at)
 
-        await work.provider.write(work.ref, work.spec, remote, pending, progress, document)
+        try:
+            await work.provider.write(work.ref, work.spec, remote, pending, progress, document)
+        finally:
+            await self._saved(work)
 
     async def _ledger_document(self, work: _TargetWork, plan: Plan) -> LedgerDocument | None:
         """The function the writer calls for ENVSYNC_OWNERSHIP, when the ledger lives there.
@@ -565,7 +577,14 @@ class Engine:
     async def _record_write(
         self, run_id: str, work: _TargetWork, change: Change, updated_at: str | None
     ) -> None:
-        """Remember one confirmed write in memory, the run history and the ledger."""
+        """Remember one confirmed write in memory at once, and have it saved to the run
+        history and the ledger.
+
+        Saving is batched: a task per target saves every write confirmed since its last
+        save in one transaction each for the history and the ledger, and `_write` waits for
+        it before it returns or raises. One save per write would cost two transactions per
+        key, which on a large apply took longer than the API calls themselves.
+        """
         work.written.append(change)
         for hook in self.write_hooks:
             hook(work.ref, change)
@@ -581,13 +600,44 @@ class Engine:
             work.recorded[change.slot] = entry
             upserts.append(entry)
 
-        def persist() -> None:
-            self.store().record_written(
-                run_id, work.ref.ledger_id, change.key, change.context, change.op.value
-            )
+        if self.settings.ledger_backend == "target":
+            # That ledger is a document in memory until the writer sends it, last: it must
+            # hold this write before the writer asks for it.
             self.ledger().record(work.ref, upserts, removals)
+            upserts, removals = [], []
+        work.unsaved.append((change, upserts, removals))
+        if work.saver is None or work.saver.done():
+            work.saver = asyncio.create_task(self._save_writes(run_id, work))
 
-        await asyncio.to_thread(persist)
+    async def _save_writes(self, run_id: str, work: _TargetWork) -> None:
+        """Save the confirmed writes in batches until none is left unsaved."""
+        while work.unsaved:
+            batch, work.unsaved = work.unsaved, []
+            await asyncio.to_thread(self._persist_writes, run_id, work.ref, batch)
+
+    def _persist_writes(
+        self,
+        run_id: str,
+        ref: TargetRef,
+        batch: Sequence[tuple[Change, list[LedgerEntry], list[LedgerSlot]]],
+    ) -> None:
+        writes = [(change.key, change.context, change.op.value) for change, _, _ in batch]
+        self.store().record_writes(run_id, ref.ledger_id, writes)
+        upserts = [entry for _, entries, _ in batch for entry in entries]
+        removals = [slot for _, _, slots in batch for slot in slots]
+        if upserts or removals:
+            self.ledger().record(ref, upserts, removals)
+
+    async def _saved(self, work: _TargetWork) -> None:
+        """Wait until every confirmed write of the target is saved; raise a failed save."""
+        while work.saver is not None:
+            saver = work.saver
+            await asyncio.wait({saver})
+            if work.saver is saver:
+                work.saver = None
+            error = None if saver.cancelled() else saver.exception()
+            if error is not None:
+                raise error
 
     def _entry(
         self, key: str, context: str | None, value: SecretValue, updated_at: str | None

@@ -88,11 +88,13 @@ class RateBucket:
     """What the platform last said about one rate-limit bucket.
 
     `remaining` counts down locally for every request sent, so concurrent tasks do not all
-    spend the same last request; each answer's headers correct it.
+    spend the same last request; each answer's headers correct it. `in_flight` counts the
+    requests sent and not yet answered: an answer's `remaining` was counted before them.
     """
 
     remaining: int | None = None
     reset_at: float | None = None
+    in_flight: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -109,7 +111,17 @@ class RateLimitPacer:
         return self._buckets.setdefault(name, RateBucket())
 
     async def acquire(self, name: str) -> float:
-        """Wait until the bucket allows one more request; return the seconds waited."""
+        """Wait until the bucket allows one more request and spend it; return the seconds
+        waited."""
+        waited = 0.0
+        while True:
+            waited += await self.wait_for_window(name)
+            if self.take(name):
+                return waited
+
+    async def wait_for_window(self, name: str) -> float:
+        """Wait while the bucket's window is spent, without spending from it; return the
+        seconds waited."""
         bucket = self.bucket(name)
         waited = 0.0
         async with bucket.lock:
@@ -120,18 +132,32 @@ class RateLimitPacer:
                     waited += delay
                 # The window has reset; the next answer's headers say how much it holds.
                 bucket.remaining = None
-            if bucket.remaining is not None:
-                bucket.remaining -= 1
         self.waited_s += waited
         return waited
 
-    def observe(self, name: str, headers: httpx.Headers) -> None:
+    def take(self, name: str) -> bool:
+        """Spend one request of the bucket's window, when one is left or none is known."""
+        bucket = self.bucket(name)
+        if bucket.remaining is not None and bucket.remaining <= 0:
+            return False
+        if bucket.remaining is not None:
+            bucket.remaining -= 1
+        bucket.in_flight += 1
+        return True
+
+    def observe(self, name: str, headers: httpx.Headers | None) -> None:
+        """Take one answer's rate-limit headers in (None: the request got no answer)."""
+        bucket = self.bucket(name)
+        bucket.in_flight = max(0, bucket.in_flight - 1)
+        if headers is None:
+            return
         remaining = _int_header(headers, "ratelimit-remaining", "x-ratelimit-remaining")
         reset_in = reset_delay(headers, self._clock())
         if remaining is None or reset_in is None:
             return
-        bucket = self.bucket(name)
-        bucket.remaining = remaining
+        # The platform counted this request before the others still in flight, which were
+        # already spent here: assume none of them is in its count yet.
+        bucket.remaining = max(0, remaining - bucket.in_flight)
         bucket.reset_at = self._clock() + reset_in
 
 
@@ -279,11 +305,21 @@ class ApiClient:
         attempt = 0
 
         while True:
-            waited = await self.pacer.acquire(bucket)
+            waited = await self.pacer.wait_for_window(bucket)
             started = time.monotonic()
             try:
                 async with self._semaphore:
-                    response = await self._send(method, path, params, json_body)
+                    # The window is spent from only once a slot is free: a request that
+                    # waited for a slot while others spent the window waits again, rather
+                    # than being sent into a 429.
+                    if not self.pacer.take(bucket):
+                        continue
+                    try:
+                        response = await self._send(method, path, params, json_body)
+                    except BaseException:
+                        self.pacer.observe(bucket, None)
+                        raise
+                    self.pacer.observe(bucket, response.headers)
                     body = self._parse_body(response)
             except (httpx.TimeoutException, httpx.TransportError, _BadBody) as failure:
                 self._record(operation, method, full_path, None, started, target, attempt, waited)
@@ -297,7 +333,6 @@ class ApiClient:
             self._record(
                 operation, method, full_path, response.status_code, started, target, attempt, waited
             )
-            self.pacer.observe(bucket, response.headers)
             if response.is_success:
                 return ApiResponse(response.status_code, body, response.headers)
 

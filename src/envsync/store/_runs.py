@@ -94,6 +94,32 @@ class RunQueries(StoreBase):
         with self._writing("record a write") as connection:
             connection.execute(run_writes.insert(), row)
 
+    def record_writes(
+        self,
+        run_id: str,
+        ledger_id: str,
+        writes: Sequence[tuple[str, str | None, Op | str]],
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Record several confirmed writes `(key, context, op)` in one transaction."""
+        if not writes:
+            return
+        written_at = now or datetime.now(UTC)
+        rows = [
+            {
+                "run_id": run_id,
+                "ledger_id": ledger_id,
+                "key": key,
+                "context": context,
+                "op": Op(op).value,
+                "written_at": written_at,
+            }
+            for key, context, op in writes
+        ]
+        with self._writing("record writes") as connection:
+            connection.execute(run_writes.insert(), rows)
+
     def finish_target(self, run_id: str, target: TargetRef, summary: TargetSummary) -> None:
         """Record what the run did to one target, replacing an earlier record of it."""
         row = _target_row(run_id, target, summary, finished=True)
