@@ -25,7 +25,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import psycopg
 from filelock import FileLock, Timeout
 
 from envsync.errors import LockTimeoutError, StoreError
@@ -38,6 +37,8 @@ from envsync.store.database import (
 )
 
 if TYPE_CHECKING:
+    import psycopg
+
     from envsync.store import Store
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,9 @@ class _AdvisoryTargetLock:
         self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
 
     async def acquire(self, deadline: _Deadline) -> bool:
+        # Imported on use, so a SQLite store or a plan never loads the PostgreSQL driver.
+        import psycopg
+
         try:
             self._connection = await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True
@@ -247,6 +251,8 @@ class _AdvisoryTargetLock:
             poll_s = min(poll_s * 2, MAX_POLL_S)
 
     async def release(self) -> None:
+        import psycopg
+
         connection = self._connection
         if connection is None:
             return

@@ -59,8 +59,6 @@ class Schedule:
 
 def parse_schedule(text: str) -> Schedule:
     """Parse ENVSYNC_SCHEDULE; raise ValueError saying which forms are accepted."""
-    from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no types
-
     cleaned = " ".join(text.split())
     if cleaned in MACROS:
         return Schedule(cleaned, expression=MACROS[cleaned])
@@ -71,6 +69,10 @@ def parse_schedule(text: str) -> Schedule:
         if seconds <= 0:
             raise ValueError("@every needs a positive interval, such as @every 15m")
         return Schedule(cleaned, interval_s=seconds)
+
+    # Imported only for a cron expression, because every command validates the schedule
+    # setting and the macros and intervals above need no croniter.
+    from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no types
 
     if len(cleaned.split(" ")) == 5 and croniter.is_valid(cleaned):
         return Schedule(cleaned, expression=cleaned)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from envsync.config import PROVIDER_NAMES, Settings
-from envsync.discovery import dashboard, env, secret_files, vault
+from envsync.discovery import dashboard, env, secret_files
 from envsync.discovery.base import (
     PROVIDER_TITLES,
     TOKEN_NAMES,
@@ -35,10 +35,25 @@ from envsync.model import SecretValue
 
 logger = logging.getLogger(__name__)
 
+
+async def _find_in_vault(context: StepContext) -> StepResult:
+    # Imported on use, because the Vault step loads requests, which the other steps do not
+    # need, and a chain that finds the token earlier never reaches this step.
+    from envsync.discovery import vault
+
+    return await vault.find(context)
+
+
+def _vault_hint(context: StepContext) -> str | None:
+    from envsync.discovery import vault
+
+    return vault.hint(context)
+
+
 DISCOVERY_STEPS: dict[str, DiscoveryStep] = {
     "env": DiscoveryStep(env.find, env.hint),
     "secret_files": DiscoveryStep(secret_files.find, secret_files.hint),
-    "vault": DiscoveryStep(vault.find, vault.hint),
+    "vault": DiscoveryStep(_find_in_vault, _vault_hint),
     "dashboard": DiscoveryStep(dashboard.find, dashboard.hint),
 }
 

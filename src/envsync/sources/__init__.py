@@ -19,13 +19,21 @@ from typing import BinaryIO
 from envsync.config import Settings
 from envsync.errors import ConfigError
 from envsync.model import CanonicalSet
-from envsync.sources import dashboard, env, file, vault
+from envsync.sources import dashboard, env, file
 from envsync.sources.base import SourceLoader, SourceRequest, drop_reserved
+
+
+async def _load_vault(request: SourceRequest) -> CanonicalSet:
+    # Imported on use, because the Vault source loads requests, which no other source needs.
+    from envsync.sources import vault
+
+    return await vault.load(request)
+
 
 SOURCE_LOADERS: dict[str, SourceLoader] = {
     "file": file.load,
     "env": env.load,
-    "vault": vault.load,
+    "vault": _load_vault,
     "dashboard": dashboard.load,
 }
 

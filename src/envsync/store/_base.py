@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 from envsync.store.database import READ_ONLY_OPTION, store_errors
 
@@ -29,8 +28,14 @@ def upsert_insert(connection: Connection, table: Table) -> Any:
     Both dialects offer `on_conflict_do_nothing` and `on_conflict_do_update`, but on
     different classes.
     """
+    # Each dialect is imported on use, so a SQLite store never loads PostgreSQL's.
     if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
+
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table)
 
 
