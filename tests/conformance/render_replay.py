@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 # The headers compared on every response. Each must be present exactly when it was recorded.
 # Content-Type and Ratelimit-Limit must also have the recorded value.

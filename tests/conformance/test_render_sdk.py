@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from envsync.emulators import EmulatorSet
 from tests.conftest import shared_path
@@ -57,6 +57,7 @@ from render.public_api.models import (  # noqa: E402
     EnvVarValue,
     EnvVarWithCursor,
     Error,
+    Owner,
     OwnerType,
     OwnerWithCursor,
     ServiceType,
@@ -251,7 +252,7 @@ def test_sdk_lists_owners(emulators: EmulatorSet, sdk: AuthenticatedClient) -> N
 
     assert isinstance(owners, list)
     assert all(isinstance(item, OwnerWithCursor) for item in owners)
-    by_id = {item.owner.id: item.owner for item in owners}
+    by_id = {item.owner.id: item.owner for item in owners if isinstance(item.owner, Owner)}
     assert set(by_id) == {owner["id"] for owner in emulators.state("render")["owners"]}
     assert by_id[TEAM_ID].type_ is OwnerType.TEAM
     assert by_id[USER_ID].type_ is OwnerType.USER

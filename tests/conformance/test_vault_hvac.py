@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import hvac
-import hvac.exceptions
+import hvac  # type: ignore[import-untyped]
+import hvac.exceptions  # type: ignore[import-untyped]
 import pytest
 
 from envsync.emulators import EmulatorSet
