@@ -231,19 +231,22 @@ class Settings(BaseSettings):
             raise ValueError("not a known IANA time zone, such as UTC or Europe/Berlin") from error
         return value
 
-    @field_validator(
-        "render_api_url", "netlify_api_url", "vault_addr", "vault_url", "dashboard_url"
-    )
+    @field_validator("render_api_url", "netlify_api_url")
     @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
+    def _check_url(cls, value: str) -> str:
+        return validate_http_url(value)
+
+    @field_validator("vault_addr", "vault_url", "dashboard_url")
+    @classmethod
+    def _check_credential_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        return validate_http_url(value)
+        return validate_http_url(value, show=False)
 
     @field_validator("dashboard_token_urls")
     @classmethod
     def _check_urls(cls, value: list[str]) -> list[str]:
-        return [validate_http_url(url) for url in value]
+        return [validate_http_url(url, show=False) for url in value]
 
     @field_validator("cors_origins")
     @classmethod
@@ -330,7 +333,9 @@ def validate_origin(origin: str) -> str:
     raise ValueError(f"{origin!r} is not an origin such as https://admin.example.com, or *")
 
 
-# Settings whose values are credentials: their values never appear in a message.
+# Settings whose values are credentials: their values never appear in a message. The
+# vault and dashboard URLs count, because a dashboard URL may be signed in its path and a
+# vault's URL points at where the secrets are kept.
 CREDENTIAL_SETTINGS = (
     "ENVSYNC_API_TOKEN",
     "ENVSYNC_DATABASE_URL",
@@ -341,6 +346,10 @@ CREDENTIAL_SETTINGS = (
     "VAULT_TOKEN",
     "ENVSYNC_VAULT_AUTH_TOKEN",
     "ENVSYNC_DASHBOARD_AUTH_TOKEN",
+    "VAULT_ADDR",
+    "ENVSYNC_VAULT_URL",
+    "ENVSYNC_DASHBOARD_URL",
+    "ENVSYNC_DASHBOARD_TOKEN_URLS",
 )
 
 # Names that never enter the canonical set, whatever the filters say: envsync's own
@@ -350,10 +359,6 @@ RESERVED_CANONICAL_KEYS = frozenset(
         *CREDENTIAL_SETTINGS,
         "RENDER_API_TOKEN",
         "NETLIFY_API_TOKEN",
-        "VAULT_ADDR",
-        "ENVSYNC_VAULT_URL",
-        "ENVSYNC_DASHBOARD_URL",
-        "ENVSYNC_DASHBOARD_TOKEN_URLS",
         OWNERSHIP_KEY,
     }
 )

@@ -121,7 +121,7 @@ def test_discovery_order_setting_is_followed(tmp_path: Path, server: LoopbackSer
 
     assert found.token is not None
     assert found.token.reveal() == "from-dashboard"
-    assert found.source == f"dashboard {server.url}{TOKEN_PATH}"
+    assert found.source == f"dashboard {server.url}/..."
 
 
 def test_later_step_hit_lists_earlier_misses(tmp_path: Path) -> None:
@@ -418,7 +418,7 @@ def test_dashboard_token_is_found(server: LoopbackServer) -> None:
 
     assert found.token is not None
     assert found.token.reveal() == CANARY
-    assert found.source == f"dashboard {server.url}{TOKEN_PATH}"
+    assert found.source == f"dashboard {server.url}/..."
     [request] = server.requests_to(TOKEN_PATH)
     assert request.query == "key=RENDER_API_TOKEN"
     assert request.headers["authorization"] == "Bearer dashboard-auth-canary"
@@ -430,8 +430,8 @@ def test_dashboard_urls_are_tried_in_order(server: LoopbackServer) -> None:
 
     found = discover(**dashboard(f"{server.url}/first", f"{server.url}/second"))
 
-    assert found.source == f"dashboard {server.url}/second"
-    assert found.attempts == ((f"dashboard {server.url}/first", "not found (HTTP 404)"),)
+    assert found.source == f"dashboard #2 {server.url}/..."
+    assert found.attempts == ((f"dashboard #1 {server.url}/...", "not found (HTTP 404)"),)
 
 
 def test_dashboard_source_has_no_query_string(server: LoopbackServer) -> None:
@@ -439,7 +439,7 @@ def test_dashboard_source_has_no_query_string(server: LoopbackServer) -> None:
 
     found = discover(**dashboard(f"{server.url}{TOKEN_PATH}?team=ops"))
 
-    assert found.source == f"dashboard {server.url}{TOKEN_PATH}"
+    assert found.source == f"dashboard {server.url}/..."
     assert server.requests_to(TOKEN_PATH)[0].query == "team=ops&key=RENDER_API_TOKEN"
 
 
@@ -486,7 +486,7 @@ def test_not_found_message_lists_every_step(tmp_path: Path, server: LoopbackServ
     assert "env RENDER_API_TOKEN: not set" in message
     assert f"secret_files {tmp_path}/render.token: not found" in message
     assert f"vault {server.url}{BRIDGE_PATH} key RENDER_API_TOKEN: not found (HTTP 404)" in message
-    assert f"dashboard {server.url}{TOKEN_PATH}: HTTP 401" in message
+    assert f"dashboard {server.url}/...: HTTP 401" in message
     assert caught.value.attempts == list(found.attempts)
 
 
@@ -588,7 +588,7 @@ def test_timeout_reason_has_no_query_or_token(
     found = discover(**settings)
 
     assert found.attempts == (
-        (f"dashboard {server.url}{TOKEN_PATH}", "the request timed out after 2 attempts"),
+        (f"dashboard {server.url}/...", "the request timed out after 2 attempts"),
     )
     with pytest.raises(DiscoveryError) as caught:
         require_token(found)

@@ -12,7 +12,7 @@ from envsync.errors import ConfigError, SourceFetchError
 from envsync.model import SecretValue
 from envsync.sources.http import (
     JsonEndpoint,
-    display_url,
+    display_credential_url,
     get_json,
     origin_of,
     require_safe_url,
@@ -79,10 +79,16 @@ def test_plain_http_to_other_hosts_is_rejected(url: str) -> None:
     assert "key=" not in str(caught.value)
 
 
-def test_display_url_drops_query_and_user_info() -> None:
-    shown = display_url("https://user:pw@admin.example.com:8443/api/tokens?key=RENDER_API_TOKEN#x")
+def test_credential_url_shows_only_origin() -> None:
+    shown = display_credential_url(
+        "https://user:pw@admin.example.com:8443/api/tokens?key=RENDER_API_TOKEN#x"
+    )
 
-    assert shown == "https://admin.example.com:8443/api/tokens"
+    assert shown == "https://admin.example.com:8443/..."
+
+
+def test_credential_url_without_path_is_origin() -> None:
+    assert display_credential_url("http://[::1]:8200/") == "http://[::1]:8200"
 
 
 def test_origin_fills_in_default_port() -> None:
@@ -267,6 +273,7 @@ def test_logs_name_path_without_query_or_token(
     asyncio.run(get_json(endpoint_for(server), make_settings(), params={"key": "RENDER_API_TOKEN"}))
 
     call_lines = [r.getMessage() for r in caplog.records if r.name == "envsync.sources.http"]
-    assert f"dashboard GET {server.url}{PATH} 500" in call_lines[0]
+    assert f"dashboard GET {server.url}/... 500" in call_lines[0]
+    assert all(PATH not in line for line in call_lines)
     assert "retrying" in call_lines[1]
     assert CANARY not in caplog.text

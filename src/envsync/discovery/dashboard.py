@@ -16,17 +16,20 @@ async def find(context: StepContext) -> StepResult:
         return miss(STEP, "no URL in ENVSYNC_DASHBOARD_TOKEN_URLS")
 
     attempts: list[Attempt] = []
-    for url in settings.dashboard_token_urls:
-        result = await _ask(context, url)
+    urls = settings.dashboard_token_urls
+    for number, url in enumerate(urls, start=1):
+        # Messages show a URL only by its origin, so several URLs are told apart by number.
+        label = f"{STEP} #{number}" if len(urls) > 1 else STEP
+        result = await _ask(context, url, label)
         if result.token is not None:
             return StepResult(result.token, result.source, tuple(attempts), result.warnings)
         attempts += result.attempts
     return StepResult(attempts=tuple(attempts))
 
 
-async def _ask(context: StepContext, url: str) -> StepResult:
+async def _ask(context: StepContext, url: str, label: str) -> StepResult:
     endpoint = JsonEndpoint(
-        label=STEP,
+        label=label,
         url=url,
         setting="ENVSYNC_DASHBOARD_TOKEN_URLS",
         token=setting_secret(context.settings.dashboard_auth_token),

@@ -8,8 +8,10 @@ keeps that token to its own origin:
 - TLS certificates are always verified (httpx's default, never switched off here).
 - Redirects are never followed. A 3xx response is an error naming the status and the
   target's origin, so the Authorization header cannot reach another host.
-- Messages and log lines show a URL without its query string or user info, and never
-  contain the token or the body of a response.
+- Vault and dashboard URLs are credentials: a dashboard URL may be signed in its path,
+  and a vault's path can name the secret store. Messages and log lines show only the
+  origin, `/...` in place of a configured path, and the fixed API path envsync adds
+  (such as `/bridge/vault/secret`). They never contain the token or a response body.
 
 Reads are retried on timeouts, connection failures, 429 and 5xx with capped exponential
 backoff (ENVSYNC_MAX_RETRIES, ENVSYNC_RETRY_BASE_S, ENVSYNC_RETRY_MAX_S), and a 429's
@@ -61,14 +63,22 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-def display_url(url: str) -> str:
-    """Return `url` without user info, query string or fragment, for messages and logs."""
+def display_credential_url(url: str) -> str:
+    """Return the origin of `url`, with `/...` standing for its path when it has one.
+
+    A vault or dashboard URL counts as a credential, so nothing after the origin is shown.
+    """
+    hidden_path = "/..." if urlsplit(url).path.strip("/") else ""
+    return f"{_display_origin(url)}{hidden_path}"
+
+
+def _display_origin(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    return f"{parts.scheme}://{host}{port}"
 
 
 def require_safe_url(url: str, setting: str) -> None:
@@ -108,7 +118,8 @@ class JsonEndpoint:
     """One URL of a token or canonical source, with the bearer token it receives.
 
     `setting` and `token_setting` name where the URL and the token were configured, so
-    that errors can name the setting to change.
+    that errors can name the setting to change. `api_path` is the part of `url` that
+    envsync appended to the configured URL; `where` shows it after the hidden rest.
     """
 
     label: str
@@ -116,10 +127,17 @@ class JsonEndpoint:
     setting: str
     token: SecretValue | None
     token_setting: str
+    api_path: str = ""
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages and logs show it: origin, hidden path, `api_path`."""
+        configured = self.url.removesuffix(self.api_path) if self.api_path else self.url
+        return f"{display_credential_url(configured)}{self.api_path}"
 
     @property
     def where(self) -> str:
-        return f"{self.label} {display_url(self.url)}"
+        return f"{self.label} {self.shown_url}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +258,7 @@ async def _send_once(
 def _log_call(endpoint: JsonEndpoint, outcome: str, started: float) -> None:
     elapsed_ms = (time.monotonic() - started) * 1000
     logger.info(
-        "%s GET %s %s %.0fms", endpoint.label, display_url(endpoint.url), outcome, elapsed_ms
+        "%s GET %s %s %.0fms", endpoint.label, endpoint.shown_url, outcome, elapsed_ms
     )
 
 

@@ -65,6 +65,7 @@ def bridge_endpoint(base_url: str, path: str, token: SecretValue | None) -> Json
         setting="ENVSYNC_VAULT_URL",
         token=token,
         token_setting="ENVSYNC_VAULT_AUTH_TOKEN",
+        api_path=path,
     )
 
 
