@@ -61,6 +61,9 @@ _LINE_END_CHARACTER = re.compile(r"[\r\n]")
 _FIRST_LINE_END = re.compile(r"\r\n|\r|\n")
 _BLANKS = re.compile(r"[ \t]*")
 _EXPORT_PREFIX = re.compile(r"export[ \t]+")
+# Text before '=' that a person may have meant as a key: a name with a stray '-', '.' or
+# brackets, such as OPTION-B or a[1].
+_KEY_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-\[\]]{0,39}")
 _INLINE_COMMENT = re.compile(r"[ \t]#")
 _AFTER_CLOSING_QUOTE = re.compile(r"[ \t]*(?:#.*)?")
 
@@ -505,19 +508,28 @@ def _read_key(left: str, origin: str, line: int) -> str:
         raise DotenvParseError(
             origin,
             line,
-            f"invalid key {_shorten(key)!r}",
-            hint="a key starts with a letter or '_' and has only letters, digits and '_'",
+            _invalid_key_problem(key),
+            hint="a key starts with a letter or '_' and has only letters, digits and '_'; "
+            "a value of several lines must be in quotes",
         )
 
     return key
 
 
-def _shorten(text: str) -> str:
-    # An invalid key is often text pasted in the wrong place, so show only its start.
-    if len(text) <= 40:
-        return text
+def _invalid_key_problem(key: str) -> str:
+    """Describe an invalid key, quoting it only when it looks like a mistyped name.
 
-    return text[:40] + "..."
+    Other text before '=' is often part of a value on a line of its own, such as the last
+    line of a PEM block pasted without quotes, so it is described and never shown.
+    """
+    if _KEY_LIKE.fullmatch(key):
+        return f"invalid key {key!r}"
+
+    position = next(end for end in range(1, len(key) + 1) if not KEY_PATTERN.fullmatch(key[:end]))
+    return (
+        f"invalid key: character {position} of the {len(key)} before '=' cannot be part of "
+        "a key; the text is not shown, because it may be part of a value"
+    )
 
 
 def _scan_value(
@@ -815,7 +827,7 @@ def _plain(value: SecretValue | str) -> str:
 def _check_key_for_writing(key: str) -> None:
     if not KEY_PATTERN.fullmatch(key):
         raise ValueError(
-            f"invalid key {_shorten(key)!r}: a key starts with a letter or '_' and has only "
+            f"{_invalid_key_problem(key)}: a key starts with a letter or '_' and has only "
             "letters, digits and '_'"
         )
 
