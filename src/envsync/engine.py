@@ -36,6 +36,7 @@ from envsync.errors import (
     WriteOutcomeUnknownError,
 )
 from envsync.events import EventBus, events_for, problems
+from envsync.http import forget_secrets, remember_secrets
 from envsync.model import (
     CanonicalSet,
     Change,
@@ -227,9 +228,11 @@ class Engine:
         )
 
         providers: dict[str, Provider] = {}
+        remembered = remember_secrets(value.reveal() for value in canonical.values.values())
         try:
             results = await self._run_specs(request, run_id, canonical, specs, providers)
         finally:
+            forget_secrets(remembered)
             for provider in providers.values():
                 await provider.aclose()
 
@@ -286,6 +289,8 @@ class Engine:
         failures: list[TargetResult] = []
         tokens = await self._discover(specs)
         credentials = self._credentials(tokens)
+        # Undone with the canonical values when the run ends.
+        remember_secrets(credential.reveal() for credential in credentials.values())
 
         work: list[_TargetWork] = []
         for spec in specs:
@@ -464,6 +469,13 @@ class Engine:
         remote = await work.provider.read(work.ref)
         work.reading = False
         work.ref = remote.target
+        # Each target runs in a task of its own, so these stay with this target's calls.
+        remember_secrets(
+            remote_value.value.reveal()
+            for variable in remote
+            for remote_value in variable.values
+            if remote_value.value is not None
+        )
         return remote
 
     async def _plan(

@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,14 @@ EPOCH_THRESHOLD = 1_000_000_000
 
 # A server may ask for a long wait; beyond this, waiting is worse than failing the run.
 MAX_SERVER_WAIT_S = 600.0
+
+# How much of a platform's error message an error keeps.
+MAX_DETAIL_CHARS = 300
+
+# The values and credentials of the run in progress, per asyncio task. A broken or hostile
+# platform may repeat any value it holds in an error message, not only the ones a request
+# sent, so provider errors remove these as well.
+_run_secrets: ContextVar[frozenset[str]] = ContextVar("envsync_run_secrets", default=frozenset())
 
 CallObserver = Callable[["CallRecord"], None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -204,6 +213,18 @@ def retry_after_delay(headers: httpx.Headers, now: float) -> float | None:
         if when is not None:
             return max(0.0, when.timestamp() - now)
     return reset_delay(headers, now)
+
+
+def remember_secrets(secrets: Iterable[str]) -> Token[frozenset[str]]:
+    """Add `secrets` to what provider errors remove in this task and the tasks it starts.
+
+    Returns the token that `forget_secrets` takes to undo the addition.
+    """
+    return _run_secrets.set(_run_secrets.get() | frozenset(secrets))
+
+
+def forget_secrets(token: Token[frozenset[str]]) -> None:
+    _run_secrets.reset(token)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -365,7 +386,7 @@ class ApiClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             if response.is_success:
                 raise _BadBody(response.status_code) from None
-            return response.text[:500]
+            return response.text
 
     def _retry_delay(self, response: httpx.Response, is_read: bool, attempt: int) -> float | None:
         """How long to wait before sending again, or None when the call must not be retried."""
@@ -429,7 +450,9 @@ class ApiClient:
         sent_values: list[str],
     ) -> ProviderError:
         status = response.status_code
-        detail = redact(_platform_message(body), [*sent_values, self._token.reveal()])
+        # Redacted before it is shortened: a cut through a value would leave its start.
+        known = [*sent_values, self._token.reveal(), *_run_secrets.get()]
+        detail = redact(_platform_message(body), known)[:MAX_DETAIL_CHARS]
         common: dict[str, Any] = {
             "provider": self.provider,
             "method": method,
@@ -513,15 +536,15 @@ def _describe_failure(failure: Exception) -> str:
 
 def _platform_message(body: Any) -> str:
     """The platform's own error text: Render's `message` or `error`, Netlify's `message`,
-    or plain text, shortened."""
+    or plain text, in full; the caller redacts it, then shortens it."""
     if isinstance(body, dict):
         for field_name in ("message", "error", "errors"):
             value = body.get(field_name)
             if isinstance(value, str):
-                return value[:300]
+                return value
             if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-                return "; ".join(value)[:300]
+                return "; ".join(value)
         return ""
     if isinstance(body, str):
-        return body.strip()[:300]
+        return body.strip()
     return ""
