@@ -10,9 +10,11 @@ targets, and then works on every target at once. Per target it:
 4. in enforce mode, snapshots the previous values, writes the changes, and records each
    confirmed write in the run history and the ledger as it happens, so that a run that
    stops half way still records what it did,
-5. after a write whose outcome is unknown, reads the target again and plans again before
-   writing anything more (at most MAX_WRITE_ROUNDS times),
-6. redeploys when ENVSYNC_REDEPLOY is on and something changed,
+5. after a write whose outcome is unknown, reads the target again, records the writes that
+   read shows done, and plans again before writing anything more (at most
+   MAX_WRITE_ROUNDS times),
+6. redeploys when ENVSYNC_REDEPLOY is on and this run, or an earlier apply that stopped
+   half way, wrote something,
 7. publishes events and reports one TargetResult.
 
 The CLI, the HTTP service and library users all call `Engine.run`.
@@ -452,6 +454,7 @@ class Engine:
                 break
             except WriteOutcomeUnknownError as error:
                 if round_number == MAX_WRITE_ROUNDS:
+                    await self._confirm_before_failing(run_id, work, plan)
                     raise
                 logger.warning(
                     "%s: %s; reading the target again before writing more",
@@ -459,10 +462,41 @@ class Engine:
                     error.message,
                 )
                 remote = await self._read(work)
+                await self._confirm_written(run_id, work, plan, remote)
                 plan = await self._plan(request, canonical, work, remote, credentials)
 
-        redeployed = await self._redeploy(work)
+        redeployed = await self._redeploy(run_id, work)
         return self._result(request, run_id, work, first_plan, applied=True, redeployed=redeployed)
+
+    async def _confirm_written(
+        self, run_id: str, work: _TargetWork, plan: Plan, remote: RemoteState
+    ) -> None:
+        """Record the pending changes of `plan` that a fresh read shows done.
+
+        A write whose outcome was unknown may still have reached the platform: it acted
+        before the client timed out, or its answer was cut short. Only a read confirms it,
+        and without this step the run history would miss a write that happened.
+        """
+        recorded = {(change.slot, change.op) for change in work.written}
+        for change in plan.pending:
+            if (change.slot, change.op) in recorded or not _shows(remote, change):
+                continue
+            variable = remote.variables.get(change.key)
+            updated_at = variable.updated_at if variable is not None else None
+            await self._record_write(run_id, work, change, updated_at)
+        await self._saved(work)
+
+    async def _confirm_before_failing(self, run_id: str, work: _TargetWork, plan: Plan) -> None:
+        """Read the target once more after the last write round failed, to record what the
+        failed write did; a failure of this read is logged, because the write's own error
+        is the one to report."""
+        try:
+            remote = await self._read(work)
+        except EnvsyncError as error:
+            work.reading = False
+            logger.warning("%s: the read after the failed write failed: %s", work.ref.name, error)
+            return
+        await self._confirm_written(run_id, work, plan, remote)
 
     async def _read(self, work: _TargetWork) -> RemoteState:
         work.reading = True
@@ -677,11 +711,30 @@ class Engine:
             upserts.append(self._entry(slot[0], slot[1], change.new, updated_at))
         return upserts, list(plan.ledger_stale)
 
-    async def _redeploy(self, work: _TargetWork) -> bool:
-        if not self.settings.redeploy or not work.written:
+    async def _redeploy(self, run_id: str, work: _TargetWork) -> bool:
+        if not self.settings.redeploy:
+            return False
+        if not work.written and not await self._deploy_owed(run_id, work):
             return False
         await work.provider.redeploy(work.ref)
         return True
+
+    async def _deploy_owed(self, run_id: str, work: _TargetWork) -> bool:
+        """Whether an earlier apply wrote to the target and stopped before it completed.
+
+        Its redeploy never ran or failed, so the running service may not see its writes,
+        and this run finds nothing left to write that would trigger one.
+        """
+        earlier = await asyncio.to_thread(
+            self.store().unfinished_writes, work.ref.ledger_id, run_id
+        )
+        if earlier:
+            logger.info(
+                "%s: redeploying for the writes of unfinished runs %s",
+                work.ref.name,
+                ", ".join(earlier),
+            )
+        return bool(earlier)
 
     # Results.
 
@@ -764,6 +817,16 @@ def _wanted(work: _TargetWork, targets: Sequence[str]) -> bool:
         return True
     names = {work.spec.provider, work.ref.name, work.ref.id, work.spec.name, work.spec.selector}
     return any(target in names for target in targets)
+
+
+def _shows(remote: RemoteState, change: Change) -> bool:
+    """Whether a read target holds the outcome of a change. A hidden value (a Netlify
+    secret) confirms nothing."""
+    variable = remote.variables.get(change.key)
+    current = variable.value_for(change.context) if variable is not None else None
+    if change.op is Op.DELETE:
+        return current is None
+    return current is not None and current.value is not None and current.value == change.new
 
 
 def _unresolved_ref(spec: TargetSpec) -> TargetRef:

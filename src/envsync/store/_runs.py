@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from envsync.model import Op, RunMode, TargetRef
 from envsync.store._base import StoreBase, new_id, upsert_insert
@@ -226,6 +226,38 @@ class RunQueries(StoreBase):
         with self._reading("find an earlier write") as connection:
             row = connection.execute(query).first()
         return None if row is None else (row.run_id, Op(row.op))
+
+    def unfinished_writes(self, ledger_id: str, current_run_id: str) -> list[str]:
+        """Return the ids of enforce runs, other than `current_run_id`, that wrote to a target
+        after the last apply that completed on it, oldest first.
+
+        Such a run stopped after some of its writes (a failed call, or its process died),
+        so what should have followed them, such as a redeploy, may never have happened.
+        Runs are ordered by their start time.
+        """
+        last_completed = (
+            select(func.max(runs.c.started_at))
+            .select_from(run_targets.join(runs, runs.c.id == run_targets.c.run_id))
+            .where(
+                run_targets.c.ledger_id == ledger_id,
+                run_targets.c.applied.is_(True),
+                runs.c.mode == RunMode.ENFORCE.value,
+                runs.c.id != current_run_id,
+            )
+            .scalar_subquery()
+        )
+        wrote = select(run_writes.c.run_id).where(run_writes.c.ledger_id == ledger_id)
+        query = (
+            select(runs.c.id)
+            .where(
+                runs.c.id.in_(wrote),
+                runs.c.id != current_run_id,
+                or_(last_completed.is_(None), runs.c.started_at > last_completed),
+            )
+            .order_by(runs.c.started_at, runs.c.id)
+        )
+        with self._reading("find unfinished writes") as connection:
+            return list(connection.execute(query).scalars())
 
     def get_run(self, run_id: str) -> Run | None:
         """Return one run with its targets, or None when the id is unknown."""
