@@ -17,7 +17,8 @@ platform's own paths and, under `/_emulator/`, a control API for tests and demos
 - `GET`/`POST /_emulator/config`: read or change the run-time switches. Each emulator
   adds its own to three common ones:
   - `latency_ms`: a delay added to every API request. It uses asyncio.sleep, so delayed
-    requests overlap.
+    requests overlap. A delayed request's body is read before the delay, so the request is
+    carried out even when its client stops waiting.
   - `rate_window_s`: null keeps each limit's real window, a number makes every window
     that many seconds long.
   - `rate_limits`: false keeps counting and reporting but never responds 429.
@@ -402,6 +403,7 @@ class Emulator(abc.ABC):
         fault = self.faults.take(method, path, _has_cursor(query))
         delay_ms = self.config["latency_ms"] + (fault.latency_ms if fault else 0)
         if delay_ms:
+            receive = await _read_whole_request(receive)
             await asyncio.sleep(delay_ms / 1000)
 
         observation = _Observation(self.api, entry, fault.kind if fault else None)
@@ -637,6 +639,28 @@ class _Observation:
                 fault=self._fault,
             )
         )
+
+
+async def _read_whole_request(receive: Receive) -> Receive:
+    """Read the request body now and return a `receive` that hands it over again.
+
+    A delayed request is then carried out as a platform carries out a request it has
+    received whole, even when the client stops waiting for the answer, as a client that
+    times out does.
+    """
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return replay
 
 
 def _has_cursor(query: str) -> bool:

@@ -6,7 +6,8 @@ A rule is posted to `POST /_emulator/faults` as
 - `{"status": 429, "headers": {...}, "body": ...}`: respond with that status, headers and
   JSON body instead of calling the API. `{"status": 200, "raw_body": "{not json"}` sends
   the text as it is, with the API's JSON content type, to test malformed responses.
-- `{"latency_ms": 2000}`: wait that long, then respond normally.
+- `{"latency_ms": 2000}`: wait that long, then respond normally. The request is carried
+  out even when the client stops waiting, as a platform carries out a request it received.
 - `{"drop": true}`: close the connection without sending any response.
 - `{"truncate": true}`: send the real response's headers and only half of its body, then
   close the connection, so the body ends short of its Content-Length. A response with an
