@@ -497,7 +497,9 @@ def test_429_on_22nd_write_waits_and_finishes(
     assert len(progress.keys) == 60
     statuses = [entry["status"] for entry in logged(emulators, "PUT")]
     assert statuses.count(429) == 1
-    assert statuses.index(429) == 21
+    # The fault is set once 21 writes are confirmed; writes of other keys already in flight
+    # (per-key writes of a service run at once) may reach the platform before it.
+    assert statuses.index(429) >= 21
     assert len(stored_env_vars(emulators)) == 61
     assert max(clock.sleeps) >= expected_wait
 

@@ -1,4 +1,4 @@
-"""Carry out a plan's changes on one Netlify site, one confirmed write at a time.
+"""Carry out a plan's changes on one Netlify site, recording each confirmed write.
 
 The writes are chosen so that values of contexts envsync does not manage always survive:
 
@@ -27,6 +27,7 @@ from envsync.config import NETLIFY_ALL_SCOPES, OWNERSHIP_KEY, TargetSpec
 from envsync.errors import ConfigError, EnvsyncError, UnexpectedResponseError
 from envsync.model import ALL_CONTEXT, Change, Op, RemoteState, RemoteVariable, SecretValue
 from envsync.providers.base import LedgerDocument, WriteProgress
+from envsync.providers.parallel import run_grouped
 
 from .client import PROVIDER, ContextValue, EnvScope, NetlifyClient, NewVariable
 from .reader import DEV_CONTEXT, SECRET_ALL_CONTEXTS
@@ -100,10 +101,18 @@ async def write_changes(
     steps = plan_writes(spec, remote, changes)
     confirmed = 0
 
+    async def run(step: WriteStep) -> None:
+        nonlocal confirmed
+        await _run_step(client, scope, step, progress)
+        confirmed += 1
+
     try:
+        # The batched create goes first; the other steps touch only keys that exist, and
+        # run a key at a time, different keys at once.
         for step in steps:
-            await _run_step(client, scope, step, progress)
-            confirmed += 1
+            if isinstance(step, CreateVariables):
+                await run(step)
+        await run_grouped(_by_key(steps), run)
     except EnvsyncError:
         if confirmed and ledger_document is not None:
             await _write_ledger_after_failure(client, scope, remote, ledger_document)
@@ -111,6 +120,17 @@ async def write_changes(
 
     if ledger_document is not None:
         await write_ledger(client, scope, remote, ledger_document())
+
+
+def _by_key(steps: Sequence[WriteStep]) -> list[list[WriteStep]]:
+    """Group the steps other than the batched create by key, in plan order."""
+    groups: dict[str, list[WriteStep]] = {}
+    for step in steps:
+        if isinstance(step, CreateVariables):
+            continue
+        key = step.variable.key if isinstance(step, ReplaceVariable) else step.key
+        groups.setdefault(key, []).append(step)
+    return list(groups.values())
 
 
 def plan_writes(

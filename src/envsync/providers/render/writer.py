@@ -23,6 +23,7 @@ from envsync.config import OWNERSHIP_KEY
 from envsync.errors import ProviderError, UnexpectedResponseError
 from envsync.model import Change, Op, RemoteState, SecretValue, TargetRef
 from envsync.providers.base import LedgerDocument, WriteProgress
+from envsync.providers.parallel import run_grouped
 from envsync.providers.render.client import PROVIDER, EnvVar, RenderClient
 from envsync.providers.render.reader import ENV_GROUP_KIND, SERVICE_KIND
 
@@ -74,13 +75,21 @@ async def write_per_key(
     progress: WriteProgress,
     ledger_document: LedgerDocument | None,
 ) -> None:
-    """Write each change with its own call, in order, then the ledger variable last."""
+    """Write each change with its own call, then the ledger variable last. A service's
+    keys are written at once, a group's one at a time."""
     changes = _pending(changes)
     check_values(target, changes)
 
-    for change in changes:
+    async def write(change: Change) -> None:
         await _write_one(client, target, change)
         await progress(change, None)
+
+    # A service's variables are separate resources, one per key, so different keys are
+    # written at once. A group's per-key PUT answers with the whole group, as if the group
+    # were one document; whether Render merges concurrent writes to it is undocumented, so
+    # a group's keys are written one at a time.
+    groups = [[change] for change in changes] if target.kind == SERVICE_KIND else [changes]
+    await run_grouped(groups, write)
 
     if changes and ledger_document is not None:
         await _put_one(client, target, OWNERSHIP_KEY, SecretValue(ledger_document()))
