@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from envsync.emulators import EmulatorSet
-from tests.security.harness import SESSION_TOTALS, LeakScan
+from tests.security.harness import REPORT_LINES, SESSION_TOTALS, LeakScan
 from tests.security.stage import (
     CanaryBook,
     CanaryServer,
@@ -81,9 +81,10 @@ def stage(
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if SESSION_TOTALS.scans == 0:
-        return
-    terminalreporter.write_line(
-        f"leak scans: {SESSION_TOTALS.scans} scans, {SESSION_TOTALS.channels} channels, "
-        f"{SESSION_TOTALS.searches} searches, {SESSION_TOTALS.hits} hits"
-    )
+    if SESSION_TOTALS.scans:
+        terminalreporter.write_line(
+            f"leak scans: {SESSION_TOTALS.scans} scans, {SESSION_TOTALS.channels} channels, "
+            f"{SESSION_TOTALS.searches} searches, {SESSION_TOTALS.hits} hits"
+        )
+    for line in REPORT_LINES:
+        terminalreporter.write_line(line)

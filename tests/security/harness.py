@@ -163,6 +163,9 @@ class ScanTotals:
 
 SESSION_TOTALS = ScanTotals()
 
+# Lines for the summary at the end of the run, such as the concurrency figures.
+REPORT_LINES: list[str] = []
+
 
 @dataclass
 class LeakScan:
