@@ -329,7 +329,7 @@ class Engine:
     def _credentials(
         self, tokens: Mapping[str, SecretValue | EnvsyncError]
     ) -> dict[str, SecretValue]:
-        """envsync's own credentials, which no canonical value may equal."""
+        """envsync's own credentials, which no canonical value may equal or contain."""
         settings = self.settings
         named: dict[str, Any] = {
             "ENVSYNC_API_TOKEN": settings.api_token,
@@ -348,10 +348,14 @@ class Engine:
         }
         for index, url in enumerate(settings.webhook_urls):
             credentials[f"ENVSYNC_WEBHOOK_URLS[{index}]"] = SecretValue(url.get_secret_value())
-        for url_name in ("vault_addr", "vault_url", "dashboard_url"):
-            url = getattr(settings, url_name)
-            if url:
-                credentials[url_name.upper()] = SecretValue(url)
+        addresses = {
+            "VAULT_ADDR": settings.vault_addr,
+            "ENVSYNC_VAULT_URL": settings.vault_url,
+            "ENVSYNC_DASHBOARD_URL": settings.dashboard_url,
+        }
+        for name, address in addresses.items():
+            if address:
+                credentials[name] = SecretValue(address)
         for provider, token in tokens.items():
             if isinstance(token, SecretValue):
                 credentials[f"{provider.upper()}_API_TOKEN"] = token

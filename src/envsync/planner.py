@@ -150,7 +150,7 @@ def _select_canonical(
             skipped_by_filters += 1
             continue
 
-        reason = given.rules.reject_key(key) or _credential_reason(value, given.credentials)
+        reason = given.rules.reject_key(key) or credential_reason(value, given.credentials)
         if reason:
             draft.rejected.append(Rejection(key, reason))
             held_back.add(key)
@@ -166,13 +166,32 @@ def _select_canonical(
     return desired, held_back, skipped_by_filters
 
 
-def _credential_reason(value: SecretValue, credentials: Mapping[str, SecretValue]) -> str | None:
-    """Safety rule: a value equal to one of envsync's own credentials never leaves."""
+# Credentials that are addresses of secret stores rather than secrets. An application's
+# value may contain one, such as a link into the vault, so only an exact copy is rejected.
+ADDRESS_CREDENTIALS = frozenset({"VAULT_ADDR", "ENVSYNC_VAULT_URL", "ENVSYNC_DASHBOARD_URL"})
+
+# A credential shorter than this is rejected only as a whole value, because a short string
+# inside a longer value is likely a coincidence.
+MIN_EMBEDDED_CREDENTIAL_CHARS = 8
+
+
+def credential_reason(
+    value: SecretValue | None, credentials: Mapping[str, SecretValue]
+) -> str | None:
+    """Return why `value` may not leave, or None: it equals or contains one of envsync's
+    own credentials (safety rule: envsync's credentials never leave through a sync)."""
     if not value:
         return None
+    text = value.reveal()
     for name, credential in credentials.items():
-        if credential and value == credential:
+        if not credential:
+            continue
+        if value == credential:
             return f"its value equals envsync's own credential {name}, which never leaves"
+        secret = credential.reveal()
+        embeddable = name not in ADDRESS_CREDENTIALS
+        if embeddable and len(secret) >= MIN_EMBEDDED_CREDENTIAL_CHARS and secret in text:
+            return f"its value contains envsync's own credential {name}, which never leaves"
     return None
 
 

@@ -43,7 +43,7 @@ from envsync.model import (
     RunMode,
     SecretValue,
 )
-from envsync.planner import WHOLE_TARGET, PlanInput
+from envsync.planner import WHOLE_TARGET, PlanInput, credential_reason
 
 if TYPE_CHECKING:
     from envsync.config import Settings
@@ -361,7 +361,7 @@ def plan_restore(given: PlanInput, slots: Sequence[RestoreSlot], run_id: str) ->
         change = _restore_change(given, restore, variable, current, run_id)
         if change is None:
             continue
-        reason = _credential_name(change.new, given.credentials)
+        reason = credential_reason(change.new, given.credentials)
         if reason is not None:
             rejected.append(Rejection(restore.key, reason))
             continue
@@ -460,14 +460,3 @@ def _secret_by_pattern(given: PlanInput, restore: RestoreSlot) -> bool:
         return False
     return any(fnmatch.fnmatchcase(restore.key, pattern) for pattern in given.spec.secret_keys)
 
-
-def _credential_name(
-    value: SecretValue | None, credentials: Mapping[str, SecretValue]
-) -> str | None:
-    """Safety rule: a value equal to one of envsync's own credentials is never written."""
-    if not value:
-        return None
-    for name, credential in credentials.items():
-        if credential and value == credential:
-            return f"its value equals envsync's own credential {name}, which never leaves"
-    return None

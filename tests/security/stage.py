@@ -158,6 +158,7 @@ def canonical_text(book: CanaryBook, *, updated: bool = False, copies: bool = Fa
             "BRIDGE_COPY_OF_API_TOKEN=${ENVSYNC_API_TOKEN}",
             "BRIDGE_COPY_OF_LEDGER_KEY=${ENVSYNC_LEDGER_KEY}",
             "BRIDGE_COPY_OF_WEBHOOK_URLS=${ENVSYNC_WEBHOOK_URLS}",
+            "BRIDGE_URL_WITH_API_TOKEN=https://ci:${ENVSYNC_API_TOKEN}@example.com/hook",
             f"ENVSYNC_WEBHOOK_SECRET='{book['key webhook-secret']}'",
             f"RENDER_API_TOKEN='{book['token render']}'",
         ]
