@@ -47,6 +47,7 @@ from tests.security.stage import (
     CanaryBook,
     add_completed,
     add_response,
+    add_store,
     api_routes,
     canonical_text,
     captured_logs,
@@ -608,9 +609,12 @@ def test_every_http_route_leaks_nothing(
                 crashed = client.post("/envsync/apply/render")
             add_response(scan, f"{name} crash", crashed)
             stage.server.wait_for_deliveries(4)
+            # While the store is open, its write-ahead log is still a file of its own.
+            add_store(scan, f"{name} while serving", environ)
         finally:
             running.stop()
 
+    assert any(channel.name.endswith("state.db-wal") for channel in scan.channels)
     assert calls["rotate value"].status_code == 200
     assert calls["rotate invalid"].status_code == 422
     assert calls["rotate oversized"].status_code == 413
