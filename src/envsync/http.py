@@ -165,9 +165,15 @@ class RateLimitPacer:
         if remaining is None or reset_in is None:
             return
         # The platform counted this request before the others still in flight, which were
-        # already spent here: assume none of them is in its count yet.
-        bucket.remaining = max(0, remaining - bucket.in_flight)
-        bucket.reset_at = self._clock() + reset_in
+        # already spent here: assume none of them is in its count yet. Answers can arrive
+        # out of order, so within one window an answer never raises the count.
+        estimate = max(0, remaining - bucket.in_flight)
+        reset_at = self._clock() + reset_in
+        same_window = bucket.reset_at is not None and abs(reset_at - bucket.reset_at) < 1.0
+        if same_window and bucket.remaining is not None:
+            estimate = min(estimate, bucket.remaining)
+        bucket.remaining = estimate
+        bucket.reset_at = reset_at
 
 
 def _int_header(headers: httpx.Headers, *names: str) -> int | None:
