@@ -66,9 +66,7 @@ def render_group(changed: int, *, ledger_on_target: bool) -> Minimum:
     return Minimum(1, changed + int(ledger_on_target))
 
 
-def netlify_site(
-    changed_values: int, new_keys: int, *, ledger_on_target: bool
-) -> Minimum:
+def netlify_site(changed_values: int, new_keys: int, *, ledger_on_target: bool) -> Minimum:
     writes = changed_values + int(new_keys > 0)
     if writes and ledger_on_target:
         writes += 1
@@ -108,7 +106,7 @@ def wall_time_bound(
 
 
 def bucket_of(api: str, method: str) -> str:
-    """The rate-limit bucket of one request, as the emulators count them."""
+    """Return the rate-limit bucket of one request, as the emulators count them."""
     if api == "netlify":
         return "netlify"
     return "render GET" if method == "GET" else "render write"

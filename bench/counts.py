@@ -1,7 +1,7 @@
 """Requests per sync against the minimum the APIs allow (see `bench.bounds`).
 
-Each scenario starts from a target that envsync has synced before (its ledger holds every
-key), except "all keys new", where the target holds none of the canonical keys. The
+Each scenario starts from a target that envsync has synced before (its ledger contains every
+key), except "all keys new", where the target has none of the canonical keys. The
 emulator's request log gives the counts of the measured apply alone.
 """
 
@@ -119,7 +119,7 @@ def _minimum(kind: str, drift: str, ledger: str, variables: int, changed: int) -
 
 # Same limits per window as the platforms, in a 2 s window, so that a scenario that writes
 # more than Render's 100 per window waits seconds rather than a minute. Counts do not
-# depend on it: the pacer waits instead of drawing 429 answers, and any 429 would count.
+# depend on it: the pacer waits instead of getting 429 responses, and any 429 would count.
 RATE_WINDOW_S = 2.0
 
 

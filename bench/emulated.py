@@ -25,7 +25,7 @@ _START_TIMEOUT_S = 30.0
 
 
 class Emulators(Protocol):
-    """What the benchmarks need from a running emulator set."""
+    """The part of a running emulator set that the benchmarks use."""
 
     @property
     def render_url(self) -> str: ...
@@ -85,9 +85,7 @@ class EmulatorProcess:
         ]
         if self._rate_window_s is not None:
             command.append(f"--rate-window-s={self._rate_window_s}")
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, env=self._env, text=True
-        )
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, env=self._env, text=True)
         self._urls = self._read_urls()
         return self
 
@@ -156,6 +154,12 @@ class EmulatorProcess:
         response.raise_for_status()
         entries: list[dict[str, Any]] = response.json()
         return entries
+
+    def state(self, api: str) -> dict[str, Any]:
+        response = self._control.get(self._control_url(api, "state"))
+        response.raise_for_status()
+        state: dict[str, Any] = response.json()
+        return state
 
     def configure(self, api: str, **changes: Any) -> dict[str, Any]:
         config: dict[str, Any] = self._post(api, "config", changes)

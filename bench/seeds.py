@@ -39,12 +39,12 @@ def key(index: int) -> str:
 
 
 def base_values(count: int) -> dict[str, str]:
-    """The values a target holds before the canonical set drifts from it."""
+    """Return the values a target has before the canonical set drifts from it."""
     return {key(index): f"value-{index}" for index in range(count)}
 
 
 def drifted(values: Mapping[str, str], fraction: float) -> dict[str, str]:
-    """The same keys with the first `fraction` of them given new values."""
+    """Return the same keys with the first `fraction` of them given new values."""
     changed = round(len(values) * fraction)
     result = dict(values)
     for position, name in enumerate(sorted(values)):
@@ -133,7 +133,8 @@ def seed(fleet: Fleet) -> dict[str, Any]:
 
 
 def targets_toml(fleet: Fleet, *, write_mode: str = "bulk") -> str:
-    """An envsync.toml naming every target of the fleet by id (no `auto` look-ups)."""
+    """Build an envsync.toml that names every target of the fleet by id (no `auto`
+    look-ups)."""
     tables = [
         f'[[target]]\nname = "svc-{i}"\nprovider = "render"\nservice_id = "{service_id(i)}"\n'
         f'write_mode = "{write_mode}"\n'

@@ -1,6 +1,6 @@
 """Wall time of one apply over many targets, against the bound set by latency and limits.
 
-Each target holds 200 variables and the canonical set differs from it in 20% of them.
+Each target has 200 variables and the canonical set differs from it in 20% of them.
 The emulators run in a process of their own with a fixed latency and the platforms'
 limits per window (Render: 400 GETs and 100 env-var writes; Netlify: 500 requests), in a
 window shortened so that the rate-limit term of the bound dominates where the requests
@@ -128,9 +128,7 @@ def measure(
         return rows
 
 
-def _bound(
-    provider: str, buckets: Counter[str], window_s: float, latency_ms: int
-) -> bounds.Bound:
+def _bound(provider: str, buckets: Counter[str], window_s: float, latency_ms: int) -> bounds.Bound:
     return bounds.wall_time_bound(
         buckets,
         LIMITS[provider],
@@ -152,7 +150,7 @@ def _timed(emulators: EmulatorProcess, action: Callable[[], None]) -> _Sample:
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_before
     child_cpu = sum(child.cpu_times()[:2]) - child_before
-    # A 429 answer is a request the platform refused, not work the sync needed: the bound
+    # A 429 response is a request the platform rejected, not work the sync needed: the bound
     # counts the others, and the refusals are reported beside it.
     buckets: Counter[str] = Counter()
     throttled = 0
@@ -190,7 +188,7 @@ def sequential_script(
     provider: str, emulators: EmulatorProcess, targets: int, canonical: Mapping[str, str]
 ) -> None:
     """What simple sync scripts do: read each target, then write each changed key, one
-    request at a time, sleeping as a 429 answer says."""
+    request at a time, sleeping as long as a 429 response asks."""
     token = RENDER_TOKEN if provider == "render" else NETLIFY_TOKEN
     base_url = emulators.render_url if provider == "render" else emulators.netlify_url
     headers = {"Authorization": f"Bearer {token}"}
