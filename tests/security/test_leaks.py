@@ -131,12 +131,14 @@ def wait_for_health(url: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError("envsync serve did not become healthy")
 
 
-def emulate_briefly(scan: LeakScan, stage: Stage, environ: dict[str, str], name: str) -> None:
-    """Start `envsync emulate --json`, read its line, and stop it."""
+def emulate_briefly(
+    scan: LeakScan, stage: Stage, environ: dict[str, str], name: str, options: list[str]
+) -> None:
+    """Start `envsync emulate`, read its first line, and stop it."""
     ports = [str(free_port()) for _ in range(3)]
     arguments = ["--render-port", ports[0], "--netlify-port", ports[1], "--vault-port", ports[2]]
     process = subprocess.Popen(
-        [*CLI_COMMAND, "emulate", *arguments, "--json"],
+        [*CLI_COMMAND, "emulate", *arguments, *options],
         cwd=stage.folder,
         env=subprocess_env(environ),
         stdin=subprocess.DEVNULL,
@@ -151,8 +153,8 @@ def emulate_briefly(scan: LeakScan, stage: Stage, environ: dict[str, str], name:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
     assert first_line.strip(), "envsync emulate printed nothing"
-    scan.add(f"{name} emulate stdout", first_line + stdout)
-    scan.add(f"{name} emulate stderr", stderr)
+    scan.add(f"{name} emulate {' '.join(options)} stdout", first_line + stdout)
+    scan.add(f"{name} emulate {' '.join(options)} stderr", stderr)
 
 
 @pytest.mark.parametrize("log_format", LOG_FORMATS)
@@ -216,7 +218,8 @@ def test_every_cli_command_leaks_nothing(stage: Stage, log_format: str) -> None:
         scan, stage, environ, [["rotate", "BRIDGE_FILE_2", "--generate", "--yes", "--json"]], name
     )
     run_steps(scan, stage, environ, [["demo"]], name)
-    emulate_briefly(scan, stage, environ, name)
+    emulate_briefly(scan, stage, environ, name, [])
+    emulate_briefly(scan, stage, environ, name, ["--json"])
     serve_and_call(scan, stage, environ, name)
 
     stage.add_outputs(scan, environ, name)
