@@ -14,11 +14,16 @@ platform's own paths and, under `/_emulator/`, a control API for tests and demos
   never a value.
 - `POST /_emulator/faults` (`GET` lists pending rules, `DELETE` removes them): see
   `envsync.emulators.faults`.
+- `POST /_emulator/release`: let every request that a `hold` fault keeps waiting go on;
+  returns `{"released": N}`.
 - `GET`/`POST /_emulator/config`: read or change the run-time switches. Each emulator
   adds its own to three common ones:
   - `latency_ms`: a delay added to every API request. It uses asyncio.sleep, so delayed
-    requests overlap. A delayed request's body is read before the delay, so the request is
-    carried out even when its client stops waiting.
+    requests overlap.
+
+A request is carried out once its whole body has arrived, even when its client stops
+waiting for the response because it timed out or died. A request whose client left before
+sending all of it is dropped, with a status of null in the request log.
   - `rate_window_s`: null keeps each limit's real window, a number makes every window
     that many seconds long.
   - `rate_limits`: false keeps counting and reporting but never responds 429.
@@ -69,6 +74,10 @@ _ANONYMOUS = "\x00anonymous"
 
 # How long a dropped or truncated connection may take to report that it closed.
 _DISCONNECT_WAIT_S = 5.0
+
+# The longest a `hold` fault keeps a request waiting without a release, so that a test that
+# never releases it cannot leave the emulator stuck.
+_HOLD_LIMIT_S = 120.0
 
 
 class ApiError(Exception):
@@ -240,6 +249,10 @@ class Emulator(abc.ABC):
         self.log: list[JSONObject] = []
         self.faults = FaultBook()
         self.limiter = RateLimiter()
+        # Requests held by a `hold` fault wait for this event; a release sets it and puts a
+        # fresh one in its place for later holds.
+        self._release = asyncio.Event()
+        self.held = 0
         self.load_seed(self.initial_seed)
         # Ids and times the seed left out were generated just now; keep them, so that a
         # reset brings back exactly this state.
@@ -318,6 +331,7 @@ class Emulator(abc.ABC):
     # The control API, callable directly on the loop that serves the app.
 
     def reset(self) -> None:
+        self.release()
         self.load_seed(self.initial_seed)
         self.log.clear()
         self.faults.clear()
@@ -334,6 +348,13 @@ class Emulator(abc.ABC):
         fault = parse_fault(dict(rule))
         self.faults.add(fault)
         return fault.describe()
+
+    def release(self) -> int:
+        """Let every held request go on; return how many were waiting."""
+        released = self.held
+        self._release.set()
+        self._release = asyncio.Event()
+        return released
 
     def configure(self, changes: Mapping[str, Any]) -> JSONObject:
         merged = {**self.config, **changes}
@@ -400,11 +421,21 @@ class Emulator(abc.ABC):
         # the drop and truncate faults close that transport.
         scope[TRANSPORT_SCOPE] = getattr(getattr(send, "__self__", None), "transport", None)
 
+        # A platform acts on a request once it has received all of it, whether or not the
+        # client is still there for the response. A request whose client left before
+        # sending all of it is never carried out.
+        receive, whole = await _read_whole_request(receive)
+        if not whole:
+            logger.debug("the client of %s %s left before sending the whole request", method, path)
+            entry["ended"] = time.time()
+            return
+
         fault = self.faults.take(method, path, _has_cursor(query))
         delay_ms = self.config["latency_ms"] + (fault.latency_ms if fault else 0)
         if delay_ms:
-            receive = await _read_whole_request(receive)
             await asyncio.sleep(delay_ms / 1000)
+        if fault is not None and fault.kind == "hold":
+            await self._wait_for_release()
 
         observation = _Observation(self.api, entry, fault.kind if fault else None)
 
@@ -419,6 +450,17 @@ class Emulator(abc.ABC):
         finally:
             entry["ended"] = time.time()
             observation.finish()
+
+    async def _wait_for_release(self) -> None:
+        release = self._release
+        self.held += 1
+        try:
+            async with asyncio.timeout(_HOLD_LIMIT_S):
+                await release.wait()
+        except TimeoutError:
+            logger.warning("a held request went on after %.0f s without a release", _HOLD_LIMIT_S)
+        finally:
+            self.held -= 1
 
     async def _respond(
         self, scope: Scope, receive: Receive, send: Send, fault: Fault | None
@@ -534,6 +576,7 @@ class Emulator(abc.ABC):
                 methods=["GET", "POST", "DELETE"],
             ),
             Route("/_emulator/config", self._control(self._config), methods=["GET", "POST"]),
+            Route("/_emulator/release", self._control(self._post_release), methods=["POST"]),
         ]
         return Starlette(routes=routes)
 
@@ -567,6 +610,9 @@ class Emulator(abc.ABC):
             raise SeedError("the seed must be a JSON object")
         self.seed(document)
         return self.dump_state()
+
+    async def _post_release(self, request: Request) -> Any:
+        return {"released": self.release()}
 
     async def _post_reset(self, request: Request) -> Any:
         self.reset()
@@ -641,18 +687,16 @@ class _Observation:
         )
 
 
-async def _read_whole_request(receive: Receive) -> Receive:
-    """Read the request body now and return a `receive` that hands it over again.
-
-    A delayed request is then carried out as a platform carries out a request it has
-    received whole, even when the client stops waiting for the answer, as a client that
-    times out does.
-    """
+async def _read_whole_request(receive: Receive) -> tuple[Receive, bool]:
+    """Read the request body now; return a `receive` that hands it over again, and whether
+    the whole request arrived before the client disconnected."""
     messages: list[Message] = []
     while True:
         message = await receive()
+        if message["type"] != "http.request":
+            return receive, False
         messages.append(message)
-        if message["type"] != "http.request" or not message.get("more_body", False):
+        if not message.get("more_body", False):
             break
 
     async def replay() -> Message:
@@ -660,7 +704,7 @@ async def _read_whole_request(receive: Receive) -> Receive:
             return messages.pop(0)
         return await receive()
 
-    return replay
+    return replay, True
 
 
 def _has_cursor(query: str) -> bool:

@@ -15,10 +15,15 @@ A rule is posted to `POST /_emulator/faults` as
 - `{"repeat_cursor": true}`: on a Render list page requested with a cursor, hand back that
   same cursor as the last item's cursor, so a client that trusts it loops. Requests without
   a cursor do not match this rule.
+- `{"hold": true}`: keep the request waiting until `POST /_emulator/release` (or a reset),
+  then carry it out normally, even when its client has gone. A test uses it to stop a
+  client at a known request, for example to kill the client's process there.
 
 `method` and `path` are optional; `path` is a regular expression searched in the request
-path (without the query string). `times` defaults to 1. Rules are tried in the order they
-were added, and each matching request uses up one of its rule's `times`.
+path (without the query string). `times` defaults to 1. `after` (default 0) lets that many
+matching requests through untouched before the rule applies, so `{"after": 9, "fault":
+{"hold": true}}` holds the tenth request. Rules are tried in the order they were added,
+and each request the rule applies to uses up one of its `times`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_KINDS = ("status", "latency_ms", "drop", "truncate", "repeat_cursor")
+_KINDS = ("status", "latency_ms", "drop", "truncate", "repeat_cursor", "hold")
 
 
 class FaultSpecError(ValueError):
@@ -48,6 +53,7 @@ class Fault:
     body: bytes | None = None
     raw: bool = False
     latency_ms: int = 0
+    after: int = 0
 
     def matches(self, method: str, path: str, has_cursor: bool) -> bool:
         if self.method is not None and self.method != method:
@@ -57,12 +63,15 @@ class Fault:
         return self.kind != "repeat_cursor" or has_cursor
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "kind": self.kind,
             "times": self.times,
             "method": self.method,
             "path": self.path.pattern if self.path is not None else None,
         }
+        if self.after:
+            described["after"] = self.after
+        return described
 
 
 class FaultBook:
@@ -85,6 +94,9 @@ class FaultBook:
         for index, fault in enumerate(self._faults):
             if not fault.matches(method, path, has_cursor):
                 continue
+            if fault.after > 0:
+                fault.after -= 1
+                continue
             fault.times -= 1
             if fault.times <= 0:
                 del self._faults[index]
@@ -105,7 +117,11 @@ def parse_fault(document: Any) -> Fault:
     if len(kinds) != 1:
         raise FaultSpecError(f'"fault" must hold exactly one of {", ".join(_KINDS)}')
 
-    fault = Fault(kind=kinds[0], times=_parse_times(document.get("times", 1)))
+    fault = Fault(
+        kind=kinds[0],
+        times=_parse_times(document.get("times", 1)),
+        after=_parse_after(document.get("after", 0)),
+    )
     _parse_match(document.get("match"), fault)
     _parse_kind(spec, fault)
     return fault
@@ -115,6 +131,12 @@ def _parse_times(times: Any) -> int:
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
         raise FaultSpecError('"times" must be a positive integer')
     return times
+
+
+def _parse_after(after: Any) -> int:
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise FaultSpecError('"after" must be a non-negative integer')
+    return after
 
 
 def _parse_match(match: Any, fault: Fault) -> None:

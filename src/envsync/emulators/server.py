@@ -190,6 +190,10 @@ class EmulatorSet:
     def add_fault(self, api: str, rule: Mapping[str, Any]) -> JSONObject:
         return self._call(self.emulator(api).add_fault, rule)
 
+    def release(self, api: str) -> int:
+        """Let the requests a `hold` fault keeps waiting go on; return how many there were."""
+        return self._call(self.emulator(api).release)
+
     def configure(self, api: str, **changes: Any) -> JSONObject:
         return self._call(self.emulator(api).configure, changes)
 
