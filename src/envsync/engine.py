@@ -595,6 +595,10 @@ class Engine:
 
         async def progress(change: Change, updated_at: str | None) -> None:
             await self._record_write(run_id, work, change, updated_at)
+            # The writer goes on only once the history holds this write, so a process killed
+            # later has lost at most the writes it had in flight. Writes confirmed at the
+            # same time are still saved together.
+            await self._saved(work)
 
         try:
             await work.provider.write(work.ref, work.spec, remote, pending, progress, document)

@@ -12,6 +12,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from envsync.model import Change
+from envsync.providers.base import WriteProgress
+
 Item = TypeVar("Item")
 
 
@@ -39,3 +42,14 @@ async def run_grouped(
     await asyncio.gather(*(run_group(items) for items in groups))
     if failures:
         raise failures[0]
+
+
+async def report_together(
+    progress: WriteProgress, confirmed: Sequence[tuple[Change, str | None]]
+) -> None:
+    """Report every change that one response confirmed at once.
+
+    The engine saves each confirmed write to the run history before `progress` returns,
+    and it saves the writes reported at the same time in one transaction.
+    """
+    await asyncio.gather(*(progress(change, updated_at) for change, updated_at in confirmed))

@@ -165,6 +165,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) 
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # In WAL mode, NORMAL skips the disk flush of each commit. A commit still survives
+        # the death of the process, which the run history must outlive. Only a power loss or
+        # an OS crash can undo the last commits (SQLite docs, PRAGMA synchronous).
+        cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
 

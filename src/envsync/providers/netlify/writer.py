@@ -27,7 +27,7 @@ from envsync.config import NETLIFY_ALL_SCOPES, OWNERSHIP_KEY, TargetSpec
 from envsync.errors import ConfigError, EnvsyncError, UnexpectedResponseError
 from envsync.model import ALL_CONTEXT, Change, Op, RemoteState, RemoteVariable, SecretValue
 from envsync.providers.base import LedgerDocument, WriteProgress
-from envsync.providers.parallel import run_grouped
+from envsync.providers.parallel import report_together, run_grouped
 
 from .client import PROVIDER, ContextValue, EnvScope, NetlifyClient, NewVariable
 from .reader import DEV_CONTEXT, SECRET_ALL_CONTEXTS
@@ -200,8 +200,7 @@ async def _run_step(
 ) -> None:
     if isinstance(step, CreateVariables):
         updated = await client.create_env(scope, step.variables)
-        for change in step.changes:
-            await progress(change, updated.get(change.key))
+        await report_together(progress, [(c, updated.get(c.key)) for c in step.changes])
         return
 
     if isinstance(step, SetValue):
@@ -216,8 +215,7 @@ async def _run_step(
 
     if isinstance(step, DeleteVariable):
         await client.delete_variable(scope, step.key)
-        for change in step.changes:
-            await progress(change, None)
+        await report_together(progress, [(change, None) for change in step.changes])
         return
 
     await client.delete_value(scope, step.key, step.value_id)

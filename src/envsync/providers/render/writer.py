@@ -23,7 +23,7 @@ from envsync.config import OWNERSHIP_KEY
 from envsync.errors import ProviderError, UnexpectedResponseError
 from envsync.model import Change, Op, RemoteState, SecretValue, TargetRef
 from envsync.providers.base import LedgerDocument, WriteProgress
-from envsync.providers.parallel import run_grouped
+from envsync.providers.parallel import report_together, run_grouped
 from envsync.providers.render.client import PROVIDER, EnvVar, RenderClient
 from envsync.providers.render.reader import ENV_GROUP_KIND, SERVICE_KIND
 
@@ -60,9 +60,8 @@ async def write_bulk(
     stored = await client.replace_env_vars(target.id, merged, target=target.name)
 
     differing = differing_keys(merged, stored)
-    for change in changes:
-        if change.key not in differing:
-            await progress(change, None)
+    confirmed = [(change, None) for change in changes if change.key not in differing]
+    await report_together(progress, confirmed)
     if differing:
         raise _answer_mismatch(target, "PUT", _env_vars_path(target), sorted(differing))
 
