@@ -301,10 +301,10 @@ def target_state(workspace: Workspace, scenario: Scenario) -> dict[str, Any]:
     return {key: workspace.netlify_values(key) for key in workspace.netlify_vars()}
 
 
-def slot_value(state: Mapping[str, Any], scenario: Scenario, change: Change) -> str | None:
+def slot_value(state: Mapping[str, Any], provider: str, change: Change) -> str | None:
     """The value the target holds for a change's key and context, or None when it has none."""
     held = state.get(change.key)
-    if scenario.provider == "render" or held is None:
+    if provider == "render" or held is None:
         return held
     values: dict[str, str] = held
     if change.context == "all" and change.secret:
@@ -313,9 +313,9 @@ def slot_value(state: Mapping[str, Any], scenario: Scenario, change: Change) -> 
     return values.get(change.context or "")
 
 
-def is_done(state: Mapping[str, Any], scenario: Scenario, change: Change) -> bool:
+def is_done(state: Mapping[str, Any], provider: str, change: Change) -> bool:
     """Whether the target shows the effect of a planned change."""
-    held = slot_value(state, scenario, change)
+    held = slot_value(state, provider, change)
     if change.op is Op.DELETE:
         return held is None
     assert change.new is not None

@@ -35,11 +35,35 @@ class ReliabilityReport:
         current = self.tables.setdefault(table, Table(header))
         current.rows[row[0]] = row
 
+    def add_counts(
+        self,
+        table: str,
+        header: tuple[str, ...],
+        names: tuple[str, ...],
+        counts: tuple[int, ...],
+        maximum: tuple[bool, ...] = (),
+    ) -> None:
+        """Add `counts` to the row whose first columns are `names`, starting it at zero.
+
+        A column marked in `maximum` keeps the largest count instead of the sum.
+        """
+        current = self.tables.setdefault(table, Table(header))
+        row_name = " ".join(names)
+        previous = current.rows.get(row_name)
+        totals = [int(cell) for cell in previous[len(names) :]] if previous else [0] * len(counts)
+        keep_max = maximum or (False,) * len(counts)
+        combined = [
+            max(total, count) if largest else total + count
+            for total, count, largest in zip(totals, counts, keep_max, strict=True)
+        ]
+        current.rows[row_name] = (*names, *(str(value) for value in combined))
+
 
 def render_table(table: Table, order: Mapping[str, int] | None = None) -> str:
-    rows = list(table.rows.values())
+    names = list(table.rows)
     if order is not None:
-        rows.sort(key=lambda row: order.get(row[0], len(order)))
+        names.sort(key=lambda name: order.get(name, len(order)))
+    rows = [table.rows[name] for name in names]
     lines = [
         "| " + " | ".join(table.header) + " |",
         "|" + "|".join("---" for _ in table.header) + "|",

@@ -443,7 +443,7 @@ def test_fault_cell(
     store = store_of(workspace)
     recorded = [t for t in store.get_run(result.run_id).targets if t.target == result.target.name]
     assert len(recorded) == 1
-    done = [change for change in planned if is_done(state, scenario, change)]
+    done = [change for change in planned if is_done(state, scenario.provider, change)]
     assert slots(recorded[0].written) == slots(done)
     assert slots(result.written) == slots(done)
 
