@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ def main() -> None:
 
     results: dict[str, Any] = _previous(options.out) if options.parts else {}
     results.update(machine=machine.machine(), versions=machine.versions())
+    load_at_start = machine.load_average()
     started = time.monotonic()
     runners: dict[str, Callable[[], Any]] = {
         "counts": lambda: [row.as_dict() for row in counts.run()],
@@ -51,16 +51,38 @@ def main() -> None:
         print(f"bench: {part}", file=sys.stderr, flush=True)
         results[part] = _guarded(runners[part])
 
-    results["run"] = {
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.monotonic() - started),
-        "runs": options.runs,
-        "load average at end (1, 5, 15 min)": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
-    }
+    # One record per invocation: a run of some parts keeps the records of the others.
+    earlier = [run for run in results.get("runs", []) if not set(run["parts"]) <= set(parts)]
+    results["runs"] = [
+        *earlier,
+        {
+            "parts": parts,
+            "commit": _commit(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.monotonic() - started),
+            "runs per figure": options.runs,
+            "load average at start": load_at_start,
+            "load average at end": machine.load_average(),
+        },
+    ]
     options.out.parent.mkdir(parents=True, exist_ok=True)
     (options.out.parent / "benchmarks.json").write_text(json.dumps(results, indent=2), "utf-8")
     report.write(results, options.out)
     print(f"bench: wrote {options.out}", file=sys.stderr)
+
+
+def _commit() -> str:
+    """Return the checked-out commit, with `+changes` when the work tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "bench"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"{head}+changes" if changed else head or "unknown"
 
 
 def _arguments() -> argparse.Namespace:

@@ -31,8 +31,12 @@ def machine() -> dict[str, str]:
         "memory": _memory(),
         "OS": f"{_os_name()}, Linux {platform.release()}",
         "Python": f"{platform.python_implementation()} {platform.python_version()}",
-        "load average at start (1, 5, 15 min)": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
+
+
+def load_average() -> str:
+    """Return the 1, 5 and 15 minute load averages, which show how busy the machine was."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def versions() -> dict[str, str]:
@@ -40,7 +44,8 @@ def versions() -> dict[str, str]:
     found["node"] = _output(["node", "--version"])
     found["hyperfine"] = _output(["hyperfine", "--version"])
     found["wrk"] = _output(["wrk", "-v"]).split(" [")[0]
-    found["GNU time"] = _output(["/usr/bin/time", "--version"])
+    # Debian's GNU time prints "UNKNOWN" as its own version, so the package's is shown.
+    found["GNU time"] = _output(["dpkg-query", "--show", "--showformat=${Version}", "time"])
     return found
 
 

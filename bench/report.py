@@ -70,7 +70,8 @@ def _met(ok: bool) -> str:
 
 
 def _intro(results: Mapping[str, Any]) -> str:
-    run = results.get("run", {})
+    runs = results.get("runs", [])
+    per_figure = runs[-1]["runs per figure"] if runs else "?"
     return f"""# Benchmarks
 
 envsync's cost is counted in API calls (the platforms rate-limit them), in wall time (a
@@ -79,14 +80,13 @@ comes from `python -m bench` (the `bench/` folder), which starts the Render and 
 emulators on loopback, seeds the targets, runs envsync, and counts requests in the
 emulators' request logs. It rewrites this file, `docs/{PLOT_NAME}` and the raw figures in
 `docs/benchmarks.json`. `python -m bench --parts counts,scale` runs some parts and keeps
-the others' figures; `tests/test_bench_quick.py` runs the harness at small sizes in the test
+the others' figures. `tests/test_bench_quick.py` runs the harness at small sizes in the test
 suite and checks that the request counts equal the minimum, without asserting any time.
 
-Times are medians of several runs ({run.get("runs", "?")} per wall-time figure, five times as
-many per CLI command). The machine is shared with other work, so the load average is given
-at the start and the end of the run; single figures move by tens of percent from one run to
-the next, while request counts are exact. This run took {run.get("seconds", "?")} s and
-finished at {run.get("finished", "?")}."""
+Times are medians of several runs ({per_figure} per wall-time figure, five times as many
+per CLI command). The machine is shared with other work, so the table of runs below gives
+the load average at the start and the end of each. Single figures move by tens of percent
+from one run to the next, while request counts are exact."""
 
 
 def _summary(results: Mapping[str, Any]) -> str:
@@ -184,12 +184,19 @@ def _summary_service(part: Any) -> list[tuple[str, str, str, str]]:
 
 def _machine(results: Mapping[str, Any]) -> str:
     described = dict(results.get("machine", {}))
-    described.update(
-        {
-            key: value
-            for key, value in results.get("run", {}).items()
-            if key.startswith("load average")
-        }
+    runs = _table(
+        ("parts", "commit", "finished", "duration", "load average at start", "at end"),
+        (
+            (
+                ", ".join(run["parts"]),
+                run["commit"],
+                run["finished"],
+                f"{run['seconds']} s",
+                run["load average at start"],
+                run["load average at end"],
+            )
+            for run in results.get("runs", [])
+        ),
     )
     versions = results.get("versions", {})
     netlify = results.get("netlify")
@@ -198,6 +205,10 @@ def _machine(results: Mapping[str, Any]) -> str:
     return f"""## Machine and versions
 
 {_table(("", ""), described.items())}
+
+Load averages are over 1, 5 and 15 minutes, for two cores:
+
+{runs}
 
 {_table(("software", "version"), versions.items())}
 
@@ -526,12 +537,15 @@ def _plot(part: Any, path: Path) -> bool:
                     label=f"{provider}: {way}",
                 )
         bound = sorted((r for r in rows if r["way"] == "envsync apply"), key=lambda r: r["targets"])
+        # Markers only: between the measured sizes the bound is a step, not a line.
         axes.plot(
             [r["targets"] for r in bound],
             [r["bound_s"] for r in bound],
-            linestyle="--",
+            linestyle="none",
+            marker="_",
+            markersize=16,
+            markeredgewidth=2,
             color=colour,
-            alpha=0.6,
             label=f"{provider}: lower bound",
         )
     axes.set_xscale("log")
