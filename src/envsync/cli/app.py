@@ -105,7 +105,7 @@ def stdout_is_terminal() -> bool:
 
 
 def run() -> None:
-    """Run the app, turning usage errors into exit code 1."""
+    """Run the app, turning usage errors and envsync's own errors into exit code 1."""
     from envsync.cli import (  # noqa: F401  (commands register)
         demo,
         discover,
@@ -129,7 +129,15 @@ def run() -> None:
     except Exception as error:  # Click's usage errors, raised because standalone_mode is off
         from typer._click.exceptions import ClickException
 
+        from envsync.errors import EnvsyncError
+
         if isinstance(error, ClickException):
             error.show()
+            sys.exit(EXIT_ERROR)
+        if isinstance(error, EnvsyncError):
+            # An error envsync raised on purpose (an unusable store, say) that a command did
+            # not handle: its message says what is wrong and holds no value, so a traceback
+            # would add nothing for the user.
+            typer.echo(f"error: {error}", err=True)
             sys.exit(EXIT_ERROR)
         raise
