@@ -735,10 +735,10 @@ def test_read_file_permission_error_named(tmp_path: Path, monkeypatch: pytest.Mo
     path = tmp_path / "secret.env"
     path.write_text("A=1\n")
 
-    def denied(self: Path) -> bytes:
+    def denied(self: Path, *args: object, **kwargs: object) -> bytes:
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)
 
     with pytest.raises(SourceError) as raised:
         dotenv.read_file(path)

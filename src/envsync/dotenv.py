@@ -108,6 +108,10 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _LITERAL_HINT = "write \\$ for a literal $, or put the value in single quotes to keep it literal"
 
+# No .env file comes near this size. A larger input is something else, such as /dev/zero
+# or a log file, and reading all of it could exhaust memory before any line is parsed.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedDotenv:
@@ -164,8 +168,9 @@ def read_file(
 ) -> ParsedDotenv:
     """Read and parse a .env file.
 
-    Raises SourceError naming the file when it is missing, unreadable or a directory, and
-    DotenvParseError when its content breaks the rules (a binary file among them).
+    Raises SourceError naming the file when it is missing, unreadable, a directory or larger
+    than MAX_DOCUMENT_BYTES, and DotenvParseError when its content breaks the rules (a binary
+    file among them).
     """
     data = _read_bytes(Path(path))
     return parse_bytes(data, origin=str(path), environ=environ, interpolate=interpolate)
@@ -178,8 +183,12 @@ def read_stream(
     environ: Mapping[str, str] | None = None,
     interpolate: bool = True,
 ) -> ParsedDotenv:
-    """Read a whole .env document from a binary stream, such as standard input for `--file -`."""
-    data = stream.read()
+    """Read a whole .env document from a binary stream, such as standard input for `--file -`.
+
+    Raises SourceError when the stream holds more than MAX_DOCUMENT_BYTES.
+    """
+    data = stream.read(MAX_DOCUMENT_BYTES + 1)
+    _check_size(data, origin)
     return parse_bytes(data, origin=origin, environ=environ, interpolate=interpolate)
 
 
@@ -860,7 +869,8 @@ def _append_line(text: str, line: str) -> str:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
     except FileNotFoundError as error:
         raise SourceError(
             f"{path}: file not found",
@@ -881,6 +891,18 @@ def _read_bytes(path: Path) -> bytes:
             f"{path} could not be read: {error.strerror}",
             hint="check that the path names a readable .env file",
         ) from error
+
+    _check_size(data, str(path))
+    return data
+
+
+def _check_size(data: bytes, origin: str) -> None:
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise SourceError(
+            f"{origin} is larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB, so it is not "
+            "a .env file",
+            hint="point ENVSYNC_CANONICAL_FILE or --file at the .env file",
+        )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
