@@ -290,7 +290,7 @@ class Engine:
     ) -> list[TargetResult]:
         failures: list[TargetResult] = []
         tokens = await self._discover(specs)
-        credentials = self._credentials(tokens)
+        credentials = self._credentials(tokens, await self._other_tokens(tokens))
         # Undone with the canonical values when the run ends.
         remember_secrets(credential.reveal() for credential in credentials.values())
 
@@ -326,10 +326,25 @@ class Engine:
                 tokens[name] = error
         return tokens
 
-    def _credentials(
+    async def _other_tokens(
         self, tokens: Mapping[str, SecretValue | EnvsyncError]
     ) -> dict[str, SecretValue]:
-        """envsync's own credentials, which no canonical value may equal or contain."""
+        """The tokens of the providers this run does not sync, found on this machine."""
+        from envsync.config import PROVIDER_NAMES
+        from envsync.discovery import local_tokens
+
+        others = [name for name in PROVIDER_NAMES if name not in tokens]
+        return await local_tokens(self.settings, others, environ=self._environ)
+
+    def _credentials(
+        self,
+        tokens: Mapping[str, SecretValue | EnvsyncError],
+        other_tokens: Mapping[str, SecretValue],
+    ) -> dict[str, SecretValue]:
+        """envsync's own credentials, which no canonical value may equal or contain.
+
+        `other_tokens` are the tokens of providers this run does not sync.
+        """
         settings = self.settings
         named: dict[str, Any] = {
             "ENVSYNC_API_TOKEN": settings.api_token,
@@ -356,7 +371,7 @@ class Engine:
         for name, address in addresses.items():
             if address:
                 credentials[name] = SecretValue(address)
-        for provider, token in tokens.items():
+        for provider, token in {**other_tokens, **tokens}.items():
             if isinstance(token, SecretValue):
                 credentials[f"{provider.upper()}_API_TOKEN"] = token
         return credentials

@@ -150,6 +150,35 @@ async def discover_tokens(
     return dict(zip(names, found, strict=True))
 
 
+# The steps that look only on this machine, without a request to a vault or dashboard.
+LOCAL_STEPS = ("env", "secret_files")
+
+
+async def local_tokens(
+    settings: Settings, providers: Iterable[str], *, environ: Mapping[str, str] | None = None
+) -> dict[str, SecretValue]:
+    """Return the tokens of `providers` that the environment or a secret file holds.
+
+    The engine counts them among envsync's credentials even for providers that a run does
+    not sync, so that a sync to one platform cannot carry another platform's token. No
+    vault or dashboard is asked, whatever ENVSYNC_DISCOVERY_ORDER says.
+    """
+    found: dict[str, SecretValue] = {}
+    for provider in providers:
+        context = StepContext(
+            settings=settings,
+            provider=provider,
+            token_name=TOKEN_NAMES[provider],
+            environ=os.environ if environ is None else environ,
+        )
+        for name in LOCAL_STEPS:
+            result = await _run_step(name, context)
+            if result.token is not None:
+                found[provider] = result.token
+                break
+    return found
+
+
 def require_token(discovery: Discovery) -> SecretValue:
     """Return the token that was found, or raise DiscoveryError listing every attempt."""
     if discovery.token is not None:
@@ -168,5 +197,6 @@ __all__ = [
     "Discovery",
     "discover_token",
     "discover_tokens",
+    "local_tokens",
     "require_token",
 ]
