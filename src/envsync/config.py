@@ -54,7 +54,11 @@ CommaList = Annotated[list[str], BeforeValidator(_split_list)]
 class Settings(BaseSettings):
     """Every setting envsync reads, under its environment name."""
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+    # allow_inf_nan=False: "inf" or "nan" as a timeout, a wait or a count is a mistake, and an
+    # infinite wait would hang a run instead of failing it.
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     # Core, with the names and meaning of the original EnvSync engine.
     enabled: bool = Field(True, validation_alias="ENVSYNC_ENABLED")
