@@ -237,19 +237,19 @@ def _counts(part: Any) -> str:
     )
     return f"""## 1. Requests per sync
 
-One apply of one target given by id (no `auto` look-ups) holding 130 variables, counted in
-the emulator's request log: a Render service in each write mode, a Render environment group,
-and a Netlify site whose variables each hold a value in `production`, `deploy-preview` and
-`branch-deploy` (envsync manages those three contexts). "10%" changes 13 canonical values;
-"all keys new" starts from a target without any of them. Except in "all keys new", envsync
-has synced the target once before, so its ledger owns every key; the ledger lives in the
-database or, with `ENVSYNC_LEDGER_BACKEND=target`, in the target's own `ENVSYNC_OWNERSHIP`
-variable.
+Each row is one apply of one target of 130 variables, given by id (no `auto` look-ups), and
+its counts come from the emulator's request log. The targets are a Render service in each
+write mode, a Render environment group, and a Netlify site whose variables each have a
+value in `production`, `deploy-preview` and `branch-deploy` (envsync manages those three
+contexts). "10%" changes 13 canonical values, and "all keys new" starts from a target
+without any of them. In the other scenarios envsync has synced the target once before, so
+its ledger owns every key. The ledger lives in the database or, with
+`ENVSYNC_LEDGER_BACKEND=target`, in the target's own `ENVSYNC_OWNERSHIP` variable.
 
 The minimum the APIs allow (`bench/bounds.py`):
 
 - **Reads.** Render lists a service's variables in pages of at most 100 (Render's API docs,
-  pagination page), and the list ends at a page shorter than the limit: 130 variables take
+  pagination page). The list ends at a page shorter than the limit, so 130 variables take
   2 reads (100, then 30), and an empty service 1. `GET /env-groups/{{id}}` returns a group
   with every variable and is not paginated: 1 read. A Netlify site takes 2: the site (for
   its account, which every env call names) and the site's variables, which are not
@@ -306,39 +306,48 @@ def _walltime(part: Any, plotted: bool) -> str:
     window = walltime.WINDOW_S
     return f"""## 2. Wall time over many targets
 
-One `apply` (the engine in-process, as the service and the CLI run it) over 1, 10 and 100
-Render services or Netlify sites of {walltime.VARIABLES} variables each, where the
-canonical set differs from every target in 20% of its values, with
-{walltime.LATENCY_MS} ms of emulated latency on every request. envsync runs with its
-defaults (`ENVSYNC_CONCURRENCY=4` requests at a time per provider, bulk writes on Render,
-`all` on Netlify). The emulators run in a process of their own, so envsync and the emulators
-each have one of the two cores. Every target was synced once before the timed runs.
+Each row is one `apply` (the engine in-process, as the service and the CLI run it) over 1,
+10 or 100 Render services or Netlify sites of {walltime.VARIABLES} variables each. The
+canonical set differs from every target in 20% of its values, and every request gets
+{walltime.LATENCY_MS} ms of emulated latency. envsync runs with its defaults
+(`ENVSYNC_CONCURRENCY={_default_concurrency()}` requests at a time per provider, bulk
+writes on Render, `all` on Netlify). The emulators run in a process of their own, so
+envsync and the emulators each have one of the two cores. Every target was synced once
+before the timed runs.
 
 The emulators keep the platforms' limits per window (Render: 400 GETs and 100 env-var
 writes per token; Netlify: 500 requests per token) in a window of {window:.0f} s instead
-of 60 s. The lower bound for N requests in a bucket that allows L per window W, at a latency
-of l per request, with chains of d requests that wait for each other (d = 4 on Render: three
-pages of 100, 100 and 0, then the write; d = 3 on Netlify: the site, its variables, then
-the writes), is
+of 60 s. Take N requests in a bucket that allows L per window W, a latency of l per request,
+and chains of d requests that wait for each other. On Render d = 4 (three pages of 100, 100
+and 0, then the write), and on Netlify d = 3 (the site, its variables, then the writes).
+The lower bound is
 
     T_bound = max(d * l, max over buckets of ((ceil(N / L) - 1) * W + l))
 
 because the k-th window of a bucket opens no earlier than (k - 1) * W after the first.
 100 Netlify sites need 100 x (2 + 40) = 4,200 requests, 9 windows of 500: the rate term,
 80 s, dominates, far above the CPU time the same run costs. Render's 100 services need 300
-reads and 100 bulk writes, which fit in one window of each bucket whatever its length, so
-their bound is the latency chain, 4 x 30 ms = 0.12 s: no window length lets the rate limits
-set it, and the run is bounded by CPU time instead (the CPU columns show it).
+reads and 100 bulk writes, which fit in one window of each bucket whatever its length. Their
+bound is therefore the latency chain, 4 x 30 ms = 0.12 s, which no window length changes,
+and CPU time sets the run's pace instead (the CPU columns show it).
 
-The sequential per-key script, as simple sync scripts work, reads each target and then
-writes each changed key with its own request, one at a time, sleeping as long as a 429
-response asks
-(`PUT /services/{{id}}/env-vars/{{key}}` on Render, `PATCH` of the `all` value on Netlify).
+The sequential per-key script works as simple sync scripts do. It reads each target, then
+writes each changed key with its own request, one at a time, and sleeps as long as a 429
+response asks (`PUT /services/{{id}}/env-vars/{{key}}` on Render, `PATCH` of the `all` value
+on Netlify).
 It runs up to 10 targets; its ratio is to the same bound. A 429 response counts in the
-"429s" column and not in "requests". The last column divides the wall time by the larger of
-the bound and the CPU time of the busier process, since neither can be beaten on two cores.{plot}
+"429s" column and not in "requests". CPU times are user plus system time, of this process
+for envsync and of the emulators' process from psutil, which counts in steps of 10 ms. The
+last column divides the wall time by the larger of the bound and the CPU time of the busier
+process, since on two cores no run can beat either.{plot}
 
 {body}"""
+
+
+def _default_concurrency() -> int:
+    from envsync.config import Settings
+
+    return int(Settings.model_fields["provider_concurrency"].default)
 
 
 def _cpu_ratio(row: Mapping[str, Any]) -> float:
@@ -382,21 +391,22 @@ plan` of one target with no drift (a Render service, then a Netlify site, of 20 
 whose store already exists and whose ledger owns every key. Beside them, netlify-cli's
 `netlify --version` and `netlify env:list --json` against the same Netlify emulator, run
 inside `isolated-run` with the emulator started in the same namespace (`bench/netlify_side.py`).
-Wall time comes from hyperfine (`--shell=none`, after warm-up runs), peak memory from GNU
-time's maximum resident set size, a median over as many runs. A wheel install compiles
+Wall time comes from hyperfine (`--shell=none`, after warm-up runs). Peak memory is GNU
+time's maximum resident set size, the median over the same number of runs. A wheel install compiles
 envsync's bytecode when it installs; this checkout is an editable install on a machine that
 sets PYTHONDONTWRITEBYTECODE, so the harness compiles it first and runs the commands without
 that variable.
 
 {body}{netlify_note}
 
-What a plan spends its time on (`python -X importtime`, pyinstrument): importing
-SQLAlchemy for the run history and the ledger (about a quarter of the wall time), pydantic
-and pydantic-settings for the settings, httpx and its TLS context, Typer and Rich for the
-command line and its output, then two HTTP requests and four short SQLite transactions.
-Alembic (the schema check), requests (the Vault source), psycopg (PostgreSQL locks),
-croniter and httpx's own command-line client (Pygments and most of Rich) no longer load on
-this path; `tests/test_startup_path.py` keeps them off it."""
+Where a plan spends its time, by `python -X importtime` and pyinstrument: most of it goes to
+imports. SQLAlchemy for the run history and the ledger takes about a third of the wall time.
+Then come pydantic and pydantic-settings for the settings, httpx and its TLS context, and
+Typer and Rich for the command line and its output. The run itself is two HTTP requests,
+the plan, one ledger read and three short SQLite writes. Alembic (the schema check),
+requests (the Vault source), psycopg (PostgreSQL locks), croniter and httpx's own
+command-line client (Pygments and most of Rich) no longer load on this path, and
+`tests/test_startup_path.py` keeps them off it."""
 
 
 def _scale(part: Any) -> str:
@@ -421,10 +431,10 @@ owned by the ledger. "Pure planner" times `plan_target` on records built in memo
 peak memory is the peak of Python allocations during that one call (tracemalloc), each size
 in a fresh interpreter. "Whole envsync plan --json" is the CLI against the emulator: one read
 of every variable, the ledger from SQLite, the canonical file, the plan and its JSON output;
-its memory is the process's peak resident set size. The pure planner's cost is per key
-(about 6 µs: a keyed hash to check the ledger, one `Change` record); in the whole plan,
-parsing the platform's response and the canonical file and Python's garbage collector of the
-hundreds of thousands of objects take most of the rest.
+its memory is the process's peak resident set size. The pure planner costs about 6 µs per
+key, mostly a keyed hash to check the ledger and one `Change` record. In the whole plan,
+most of the rest goes to parsing the platform's response and the canonical file, and to
+Python's garbage collector, which scans the hundreds of thousands of objects they create.
 
 {body}"""
 
@@ -492,12 +502,13 @@ state, as in a CI job, so it cannot read the secret back and writes it once; net
 
 {table}
 
-netlify-cli's `env:import` deletes every key of the file that the site already holds and
-creates them again in one batch: each key then has one value for every context, the
-`deploy-preview` values are gone, the secret is a plain variable, and an unquoted `#` starts
-a comment, so `APP_HASH=abc#def` stores `abc`. envsync reads the site once, writes only the
-`production` values that differ, keeps every other context and the secret flag, and reads an
-unquoted `#` with no space before it as part of the value (its .env rules)."""
+netlify-cli's `env:import` deletes every key of the file that the site already has and
+creates them again in one batch. Each key then has one value for every context: the
+`deploy-preview` values are gone and the secret is a plain variable. Its .env parser also
+starts a comment at an unquoted `#`, so `APP_HASH=abc#def` stores `abc`. envsync reads the
+site once and writes only the `production` values that differ. It keeps every other context
+and the secret flag, and its .env rules read an unquoted `#` with no space before it as
+part of the value."""
 
 
 def _yes_no(value: Any) -> str:
@@ -588,16 +599,18 @@ def _missed(results: Mapping[str, Any]) -> str:
 def _missed_wall(row: Mapping[str, Any]) -> str:
     return f"""**Wall time, {row["targets"]} {row["provider"]} targets: {_seconds(row["wall_s"])},
 {row["ratio"]:.1f}x the bound of {_seconds(row["bound_s"])}.** The bound here is the latency
-chain, because the {row["requests"]} requests fit in one rate-limit window of each bucket: no
-window length makes the rate limits set it. What sets the time is CPU: envsync spends
-{_seconds(row["cpu_envsync_s"])} of CPU on {row["requests"]} HTTP exchanges, 20,000 variables
-to parse, plan and hash against the ledger, and the run history, and the run takes
-{_cpu_ratio(row):.2f}x that. Before this work the same run took 6.4 s: it sent at most four
-requests at a time and saved every confirmed write in two SQLite transactions of its own.
-Closing the rest would take less Python work per request and per variable (fewer objects
-built per variable between the JSON and the plan, one TLS context and connection pool shared
-by every run of the service), not less waiting. With per-key writes, 4,000 writes would
-fill 40 windows of 100 and the rate limits would set the bound, as they do for Netlify."""
+chain, because the {row["requests"]} requests fit in one rate-limit window of each bucket,
+and no window length changes that. CPU sets the time instead. envsync spends
+{_seconds(row["cpu_envsync_s"])} of CPU on {row["requests"]} HTTP exchanges, on parsing,
+planning and hashing 20,000 variables against the ledger, and on the run history, and the
+run takes {_cpu_ratio(row):.2f}x that CPU time. Before this work the same run took 6.4 s,
+because it sent at most four requests at a time and saved every confirmed write in two
+SQLite transactions of its own. Closing the rest would take less Python work per request and
+per variable, not less waiting. Two places to start are fewer objects built per variable
+between the JSON and the plan, and one TLS context and connection pool shared by every run
+of the service. With
+per-key writes, 4,000 writes would fill 40 windows of 100, and the rate limits would set
+the bound, as they do for Netlify."""
 
 
 def _missed_plan(plans: Sequence[Mapping[str, Any]]) -> str:
@@ -605,13 +618,13 @@ def _missed_plan(plans: Sequence[Mapping[str, Any]]) -> str:
     over = worst["wall_s"] - PLAN_TARGET_S
     return f"""**One-target plan: {_seconds(worst["wall_s"])} at worst, {_seconds(over)} over
 the {_seconds(PLAN_TARGET_S)} target** (user and system CPU
-{_seconds(worst["user_s"] + worst["system_s"])}). About three quarters of it is imports: on
+{_seconds(worst["user_s"] + worst["system_s"])}). About three quarters of it is imports. On
 this machine `import sqlalchemy` alone takes about 170 ms, pydantic with pydantic-settings
-about 140 ms, httpx about 60 ms, Typer and Rich about 60 ms; the run itself (TLS context,
-two requests, the store's four statements, the plan and its output) takes the rest. Before
-this work a plan took about 0.7 s and 91 MiB: Alembic's script scan checked the schema on
-every open, and requests, psycopg, croniter, Pygments and half of Rich loaded without being
-used. What would close the gap: a store path on the standard library's sqlite3 for the CLI's
-few statements on a SQLite store (starting a run, reading the ledger, recording the result),
-which would take SQLAlchemy off the CLI's path, about 170 ms; the service and PostgreSQL
-would keep SQLAlchemy."""
+about 140 ms, httpx about 60 ms, and Typer and Rich about 60 ms. The run itself (the TLS
+context, two requests, four store statements, the plan and its output) takes the rest.
+Before this work a plan took about 0.7 s and 91 MiB. Alembic's script scan checked the
+schema on every open, and requests, psycopg, croniter, Pygments and half of Rich loaded
+without being used. What would close the gap is a store path on the standard library's
+sqlite3 for the CLI's few statements on a SQLite store: starting a run, reading the ledger
+and recording the result. That would take SQLAlchemy, about 170 ms, off the CLI's path,
+while the service and PostgreSQL stores keep it."""
