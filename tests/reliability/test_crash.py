@@ -65,6 +65,8 @@ HEADER = (
 )
 # The last column keeps the largest count seen; the others are sums.
 MAXIMUM = (False, False, True)
+TOTAL_TABLE = "crash-consistency-total"
+TOTAL_HEADER = ("kill points", "tried", "converged", HEADER[-1])
 APIS = ("render", "netlify")
 # Render write mode and ENVSYNC_CONCURRENCY of each set of kill points; 16 is the default.
 MODES = (("bulk", "1"), ("per-key", "1"), ("per-key", "16"))
@@ -322,6 +324,7 @@ def test_kill_point_converges(
     row = (write_mode, concurrency, api)
     settings = mode_settings(write_mode, concurrency)
     reliability_report.add_counts(TABLE, HEADER, row, (1, 0, 0), MAXIMUM)
+    reliability_report.add_counts(TOTAL_TABLE, TOTAL_HEADER, ("all",), (1, 0, 0), MAXIMUM)
     pending = prepare(workspace, settings)
 
     kill_at(workspace, settings, api, point)
@@ -330,6 +333,7 @@ def test_kill_point_converges(
     missed = check_history(workspace, pending, logs, in_order=concurrency == "1")
     check_rerun_converges(workspace, settings)
     reliability_report.add_counts(TABLE, HEADER, row, (0, 1, missed), MAXIMUM)
+    reliability_report.add_counts(TOTAL_TABLE, TOTAL_HEADER, ("all",), (0, 1, missed), MAXIMUM)
 
 
 @pytest.mark.parametrize(("write_mode", "concurrency"), MODES)
