@@ -136,8 +136,8 @@ def run() -> None:
             sys.exit(EXIT_ERROR)
         if isinstance(error, EnvsyncError):
             # An error envsync raised on purpose (an unusable store, say) that a command did
-            # not handle: its message says what is wrong and holds no value, so a traceback
-            # would add nothing for the user.
+            # not handle. Its message names what is wrong and contains no value, so a
+            # traceback would add nothing for the user.
             typer.echo(f"error: {error}", err=True)
             sys.exit(EXIT_ERROR)
         raise
