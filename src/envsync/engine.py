@@ -610,9 +610,11 @@ class Engine:
 
         async def progress(change: Change, updated_at: str | None) -> None:
             await self._record_write(run_id, work, change, updated_at)
-            # The writer goes on only once the history holds this write, so a process killed
-            # later has lost at most the writes it had in flight. Writes confirmed at the
-            # same time are still saved together.
+            # The writer goes on only once the history holds this write, and writes confirmed
+            # at the same time are still saved together.
+            # NOTE: writers send writes of different keys at once, so a write can go out
+            # while an earlier one is being saved. A process killed then leaves a history
+            # that lacks the last writes it confirmed; the next run reads them back.
             await self._saved(work)
 
         try:
@@ -747,6 +749,9 @@ class Engine:
 
         Its redeploy never ran or failed, so the running service may not see its writes,
         and this run finds nothing left to write that would trigger one.
+
+        NOTE: a run killed before it saved any write is not found here, so its writes wait
+        for the next change to be deployed.
         """
         earlier = await asyncio.to_thread(
             self.store().unfinished_writes, work.ref.ledger_id, run_id
