@@ -10,6 +10,7 @@ and the accepted values; nothing is silently defaulted.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from envsync.errors import ConfigError
 from envsync.filters import KeyFilter
+
+logger = logging.getLogger(__name__)
 
 RENDER_DEFAULT_URL = "https://api.render.com/v1"
 NETLIFY_DEFAULT_URL = "https://api.netlify.com/api/v1"
@@ -447,13 +450,26 @@ class TargetSpec:
 
 
 def load_targets(settings: Settings, *, cwd: Path | None = None) -> list[TargetSpec]:
-    """Build the target list from envsync.toml when it exists, else from the settings."""
+    """Build the target list from envsync.toml when it exists, else from the settings.
+
+    A path that exists but is not a file is an error. A path set explicitly in
+    ENVSYNC_CONFIG_FILE that does not exist is logged as a warning, because a typo there
+    would otherwise sync the targets of the settings without a word.
+    """
     path = Path(settings.config_file)
     if not path.is_absolute():
         path = (cwd or Path.cwd()) / path
+    if path.exists() and not path.is_file():
+        raise ConfigError("ENVSYNC_CONFIG_FILE", f"{path} is not a file", hint="name a TOML file")
     if path.is_file():
         specs = _targets_from_file(path, settings)
     else:
+        if "config_file" in settings.model_fields_set:
+            logger.warning(
+                "ENVSYNC_CONFIG_FILE names %s, which does not exist; the targets come from "
+                "the settings",
+                path,
+            )
         specs = _targets_from_settings(settings)
     return [spec for spec in specs if spec.provider in settings.targets]
 

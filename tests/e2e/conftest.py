@@ -176,7 +176,6 @@ def workspace(emulators: EmulatorSet, tmp_path: Path) -> Workspace:
         "ENVSYNC_INCLUDE_PREFIXES": "",
         "ENVSYNC_EXCLUDE_PREFIXES": "",
         "ENVSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}",
-        "ENVSYNC_CONFIG_FILE": str(tmp_path / "envsync.toml"),
         "ENVSYNC_DISCOVERY_ORDER": "env",
         "ENVSYNC_SECRET_DIRS": str(tmp_path / "secrets"),
         "ENVSYNC_RETRY_BASE_S": "0.01",

@@ -159,7 +159,6 @@ def _demo_environ(emulators: Any, workdir: Path, env_file: Path) -> dict[str, st
         "NETLIFY_SECRET_KEYS": "*_TOKEN",
         "ENVSYNC_CANONICAL_FILE": str(env_file),
         "ENVSYNC_DATABASE_URL": f"sqlite:///{workdir / 'state.db'}",
-        "ENVSYNC_CONFIG_FILE": str(workdir / "envsync.toml"),
         "ENVSYNC_DISCOVERY_ORDER": "env",
         "ENVSYNC_SECRET_DIRS": str(workdir / "secrets"),
     }
