@@ -119,17 +119,22 @@ def test_500_on_third_write_opens_partial_apply_ticket(
     emulators: EmulatorSet, tmp_path: Path
 ) -> None:
     write_canonical(tmp_path, "".join(f"BRIDGE_{k}={CANARY}-{k}\n" for k in "ABCD"))
-    engine = _engine(emulators, tmp_path, RENDER_WRITE_MODE="per-key")
+    # One request at a time, so the writes happen in key order and the 500 on the third
+    # stops the fourth.
+    engine = _engine(emulators, tmp_path, RENDER_WRITE_MODE="per-key", ENVSYNC_CONCURRENCY="1")
     third_write = {"method": "PUT", "path": "/env-vars/BRIDGE_C$"}
     emulators.add_fault("render", {"match": third_write, "times": 10, "fault": {"status": 500}})
 
     report = run(engine, RunMode.ENFORCE)
 
     [result] = report.results
-    assert [change.key for change in result.written] == ["BRIDGE_A", "BRIDGE_B"]
+    assert [change.key for change in result.written] == ["BRIDGE_A", "BRIDGE_B", "BRIDGE_D"]
     [ticket] = _open(engine)
     assert ticket.cause == "partial_apply"
-    assert "2 changes were written before it stopped: BRIDGE_A, BRIDGE_B" in ticket.diagnosis
+    assert (
+        "3 changes were written before it stopped: BRIDGE_A, BRIDGE_B, BRIDGE_D"
+        in ticket.diagnosis
+    )
     assert "envsync apply --target render/api" in ticket.next_step
     assert f"envsync runs show {report.run_id}" in ticket.next_step
     _assert_no_value(ticket)
@@ -139,14 +144,16 @@ def test_rerun_after_partial_apply_converges_and_closes(
     emulators: EmulatorSet, tmp_path: Path
 ) -> None:
     write_canonical(tmp_path, "".join(f"BRIDGE_{k}={CANARY}-{k}\n" for k in "ABCD"))
-    engine = _engine(emulators, tmp_path, RENDER_WRITE_MODE="per-key")
+    # One request at a time, so the writes happen in key order and the 500 on the third
+    # stops the fourth.
+    engine = _engine(emulators, tmp_path, RENDER_WRITE_MODE="per-key", ENVSYNC_CONCURRENCY="1")
     third_write = {"method": "PUT", "path": "/env-vars/BRIDGE_C$"}
     emulators.add_fault("render", {"match": third_write, "times": 3, "fault": {"status": 500}})
     run(engine, RunMode.ENFORCE)
 
     second = run(engine, RunMode.ENFORCE)
 
-    assert [change.key for change in second.results[0].written] == ["BRIDGE_C", "BRIDGE_D"]
+    assert [change.key for change in second.results[0].written] == ["BRIDGE_C"]
     assert _open(engine) == []
 
 
