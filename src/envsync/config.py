@@ -396,6 +396,15 @@ def load_settings(
         raise _config_error(error, merged) from None
 
 
+def settings_environ(cwd: Path | None = None) -> dict[str, str]:
+    """The environment envsync's settings come from: `.env` in `cwd`, then the process
+    environment over it. The `env` step of token discovery reads tokens from it too, so a
+    RENDER_API_TOKEN kept in that `.env` is found like any other setting there."""
+    merged = _read_settings_dotenv(cwd or Path.cwd())
+    merged.update(os.environ)
+    return merged
+
+
 def _read_settings_dotenv(cwd: Path) -> dict[str, str]:
     """Read envsync's own settings from `.env` in the working directory, if there is one."""
     from envsync import dotenv

@@ -202,3 +202,17 @@ def test_help_documents_exit_codes(workspace: Workspace) -> None:
     assert completed.returncode == 0
     assert "Exit codes" in completed.stdout
     assert "changes" in completed.stdout
+
+
+def test_token_in_settings_dotenv_is_discovered(workspace: Workspace) -> None:
+    token = workspace.environ.pop("RENDER_API_TOKEN")
+    (workspace.folder / ".env").write_text(f"RENDER_API_TOKEN={token}\n", encoding="utf-8")
+    workspace.write_env("A=1\n")
+
+    discovered = workspace.cli("discover", extra={"ENVSYNC_TARGETS": "render"})
+    planned = workspace.cli("plan", "--target", "render")
+
+    assert discovered.returncode == 0, discovered.stdout
+    assert "found via env RENDER_API_TOKEN" in discovered.stdout
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert token not in discovered.stdout + planned.stdout + planned.stderr

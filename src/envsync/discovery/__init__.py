@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from envsync.config import PROVIDER_NAMES, Settings
+from envsync.config import PROVIDER_NAMES, Settings, settings_environ
 from envsync.discovery import dashboard, env, secret_files
 from envsync.discovery.base import (
     PROVIDER_TITLES,
@@ -94,7 +93,7 @@ async def discover_token(
         settings=settings,
         provider=provider,
         token_name=TOKEN_NAMES[provider],
-        environ=os.environ if environ is None else environ,
+        environ=settings_environ() if environ is None else environ,
     )
     attempts: list[Attempt] = []
     warnings: list[str] = []
@@ -169,7 +168,7 @@ async def local_tokens(
             settings=settings,
             provider=provider,
             token_name=TOKEN_NAMES[provider],
-            environ=os.environ if environ is None else environ,
+            environ=settings_environ() if environ is None else environ,
         )
         for name in LOCAL_STEPS:
             result = await _run_step(name, context)
