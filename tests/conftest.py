@@ -1,9 +1,9 @@
 """Test-suite set-up shared by every test.
 
 Network guard: pytest-socket is switched on for the whole suite by the `addopts` in
-pyproject.toml, allowing only loopback hosts and Unix sockets, which asyncio needs. Python subprocesses
-started by tests get the same rule from `tests/netguard/sitecustomize.py` through
-`subprocess_env()`.
+pyproject.toml, allowing only loopback hosts and Unix sockets, which asyncio needs.
+Python subprocesses started by tests get the same rule from
+`tests/netguard/sitecustomize.py` through `subprocess_env()`.
 """
 
 from __future__ import annotations

@@ -134,9 +134,7 @@ class _TargetWork:
     reading: bool = False
     # Confirmed writes not yet saved to the run history and the ledger, and the task that
     # saves them in batches.
-    unsaved: list[tuple[Change, list[LedgerEntry], list[LedgerSlot]]] = field(
-        default_factory=list
-    )
+    unsaved: list[tuple[Change, list[LedgerEntry], list[LedgerSlot]]] = field(default_factory=list)
     saver: asyncio.Task[None] | None = None
 
 
@@ -315,13 +313,16 @@ class Engine:
 
     async def _discover(self, specs: Sequence[TargetSpec]) -> dict[str, SecretValue | EnvsyncError]:
         from envsync.discovery import discover_tokens, require_token
+        from envsync.logs import register_secret
 
         names = sorted({spec.provider for spec in specs})
         found = await discover_tokens(self.settings, names, environ=self._environ)
         tokens: dict[str, SecretValue | EnvsyncError] = {}
         for name in names:
             try:
-                tokens[name] = require_token(found[name])
+                token = require_token(found[name])
+                register_secret(token.reveal())
+                tokens[name] = token
             except EnvsyncError as error:
                 tokens[name] = error
         return tokens

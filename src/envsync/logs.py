@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -27,6 +29,34 @@ def register_secret(value: str) -> None:
     if len(value) >= MIN_SCRUBBED_LENGTH:
         with _secrets_lock:
             _secrets.add(value)
+
+
+# Settings whose values are credentials, by their field names on envsync.config.Settings.
+CREDENTIAL_FIELDS = (
+    "api_token",
+    "ledger_key",
+    "snapshot_key",
+    "webhook_secret",
+    "vault_token",
+    "vault_auth_token",
+    "dashboard_auth_token",
+    "database_url",
+)
+
+
+def register_credentials(settings: Any, environ: Mapping[str, str] | None = None) -> None:
+    """Make the log filter replace every credential of the settings, and the provider
+    tokens of the environment."""
+    for name in CREDENTIAL_FIELDS:
+        secret = getattr(settings, name)
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    for url in settings.webhook_urls:
+        register_secret(url.get_secret_value())
+    environ = os.environ if environ is None else environ
+    for name in ("RENDER_API_TOKEN", "NETLIFY_API_TOKEN"):
+        if environ.get(name):
+            register_secret(environ[name].strip())
 
 
 def scrub(text: str) -> str:

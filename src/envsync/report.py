@@ -16,10 +16,15 @@ the CLI allows only for a terminal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from envsync.events import problems
 from envsync.model import Change, Op, SecretValue, TargetResult
+
+if TYPE_CHECKING:
+    from envsync.store.records import KeyChange, Run, RunTarget, Ticket
 
 HIDDEN = "(hidden)"
 
@@ -119,3 +124,64 @@ def target_ok(entry: dict[str, Any]) -> bool:
 
 def result_problems(result: TargetResult) -> list[str]:
     return problems(result)
+
+
+# The run history and tickets, for the API and `--json` alike. None holds a value.
+
+
+def run_dict(run: Run, *, in_flight: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": run.id,
+        "started_at": iso_time(run.started_at),
+        "ended_at": iso_time(run.ended_at),
+        "trigger": run.trigger.value,
+        "actor": run.actor,
+        "mode": run.mode.value,
+        "status": run.status.value,
+        "targets": [_run_target_dict(target) for target in run.targets],
+    }
+    if in_flight is not None:
+        body["in_flight"] = in_flight
+    return body
+
+
+def _run_target_dict(target: RunTarget) -> dict[str, Any]:
+    return {
+        "target": target.target,
+        "provider": target.provider,
+        "ledger_id": target.ledger_id,
+        "counts": asdict(target.counts),
+        "changes": [_key_change_dict(change) for change in target.changes],
+        "written": [_key_change_dict(change) for change in target.written],
+        "errors": list(target.errors),
+        "error_causes": list(target.error_causes),
+        "duration_s": target.duration_s,
+        "applied": target.applied,
+        "finished": target.finished,
+    }
+
+
+def _key_change_dict(change: KeyChange) -> dict[str, Any]:
+    return {"key": change.key, "context": change.context, "op": change.op.value}
+
+
+def ticket_dict(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "id": ticket.id,
+        "target": ticket.target,
+        "cause": ticket.cause,
+        "opened": iso_time(ticket.opened),
+        "last_seen": iso_time(ticket.last_seen),
+        "count": ticket.count,
+        "diagnosis": ticket.diagnosis,
+        "next_step": ticket.next_step,
+        "closed": iso_time(ticket.closed),
+        "open": ticket.is_open,
+    }
+
+
+def iso_time(moment: datetime | None, timespec: str = "auto") -> str | None:
+    """Format a UTC time as ISO 8601 with a Z suffix; None stays None."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")

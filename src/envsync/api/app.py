@@ -17,7 +17,6 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -107,37 +106,13 @@ def create_app(
 def create_app_from_environment() -> FastAPI:
     """Build the app from the process environment; uvicorn's factory in each worker."""
     from envsync.config import load_settings
-    from envsync.logs import configure_logging
+    from envsync.logs import configure_logging, register_credentials
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     register_credentials(settings)
     insecure_local = os.environ.get(INSECURE_LOCAL_VARIABLE) == "1"
     return create_app(Service(settings), insecure_local=insecure_local)
-
-
-def register_credentials(settings: Any) -> None:
-    """Make the log filter replace every credential of the settings and the environment."""
-    from envsync.logs import register_secret
-
-    for name in (
-        "api_token",
-        "ledger_key",
-        "snapshot_key",
-        "webhook_secret",
-        "vault_token",
-        "vault_auth_token",
-        "dashboard_auth_token",
-        "database_url",
-    ):
-        secret = getattr(settings, name)
-        if secret is not None:
-            register_secret(secret.get_secret_value())
-    for url in settings.webhook_urls:
-        register_secret(url.get_secret_value())
-    for name in ("RENDER_API_TOKEN", "NETLIFY_API_TOKEN"):
-        if os.environ.get(name):
-            register_secret(os.environ[name].strip())
 
 
 def _add_docs(app: FastAPI) -> None:

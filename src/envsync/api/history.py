@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
-from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -14,7 +11,7 @@ from envsync.api.auth import require_token
 from envsync.api.models import ErrorBody, RunBody, RunsPage, TicketsBody
 from envsync.api.responses import error_response
 from envsync.api.syncs import service_of
-from envsync.store.records import KeyChange, Run, RunTarget, Ticket
+from envsync.report import run_dict, ticket_dict
 
 router = APIRouter(prefix="/envsync", tags=["history"], dependencies=[Depends(require_token)])
 
@@ -68,60 +65,3 @@ async def list_tickets(
     service = service_of(request)
     tickets = await asyncio.to_thread(service.store.list_tickets, open_only, target)
     return JSONResponse({"tickets": [ticket_dict(ticket) for ticket in tickets]})
-
-
-def run_dict(run: Run, *, in_flight: bool | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": run.id,
-        "started_at": _time(run.started_at),
-        "ended_at": _time(run.ended_at),
-        "trigger": run.trigger.value,
-        "actor": run.actor,
-        "mode": run.mode.value,
-        "status": run.status.value,
-        "targets": [_run_target_dict(target) for target in run.targets],
-    }
-    if in_flight is not None:
-        body["in_flight"] = in_flight
-    return body
-
-
-def _run_target_dict(target: RunTarget) -> dict[str, Any]:
-    return {
-        "target": target.target,
-        "provider": target.provider,
-        "ledger_id": target.ledger_id,
-        "counts": asdict(target.counts),
-        "changes": [_key_change_dict(change) for change in target.changes],
-        "written": [_key_change_dict(change) for change in target.written],
-        "errors": list(target.errors),
-        "error_causes": list(target.error_causes),
-        "duration_s": target.duration_s,
-        "applied": target.applied,
-        "finished": target.finished,
-    }
-
-
-def _key_change_dict(change: KeyChange) -> dict[str, Any]:
-    return {"key": change.key, "context": change.context, "op": change.op.value}
-
-
-def ticket_dict(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "id": ticket.id,
-        "target": ticket.target,
-        "cause": ticket.cause,
-        "opened": _time(ticket.opened),
-        "last_seen": _time(ticket.last_seen),
-        "count": ticket.count,
-        "diagnosis": ticket.diagnosis,
-        "next_step": ticket.next_step,
-        "closed": _time(ticket.closed),
-        "open": ticket.is_open,
-    }
-
-
-def _time(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.isoformat().replace("+00:00", "Z")

@@ -8,7 +8,6 @@ that 2 always means "changes pending" to a CI job.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -62,7 +61,7 @@ def load_cli_settings(overrides: Mapping[str, Any] | None = None) -> Any:
     """Settings for a CLI command, with logging set up; an invalid setting exits 1."""
     from envsync.config import load_settings
     from envsync.errors import ConfigError
-    from envsync.logs import configure_logging, register_secret
+    from envsync.logs import configure_logging, register_credentials
 
     try:
         settings = load_settings(overrides=overrides)
@@ -73,31 +72,8 @@ def load_cli_settings(overrides: Mapping[str, Any] | None = None) -> Any:
     # so the CLI shows warnings and errors unless ENVSYNC_LOG_LEVEL is set.
     level = settings.log_level if "log_level" in settings.model_fields_set else "WARNING"
     configure_logging(level, settings.log_format)
-    for secret in _credentials_of(settings):
-        register_secret(secret)
+    register_credentials(settings)
     return settings
-
-
-def _credentials_of(settings: Any) -> list[str]:
-    secrets = []
-    for name in (
-        "api_token",
-        "ledger_key",
-        "snapshot_key",
-        "webhook_secret",
-        "vault_token",
-        "vault_auth_token",
-        "dashboard_auth_token",
-        "database_url",
-    ):
-        value = getattr(settings, name)
-        if value is not None:
-            secrets.append(value.get_secret_value())
-    secrets += [url.get_secret_value() for url in settings.webhook_urls]
-    for name in ("RENDER_API_TOKEN", "NETLIFY_API_TOKEN"):
-        if os.environ.get(name):
-            secrets.append(os.environ[name].strip())
-    return secrets
 
 
 def stdout_is_terminal() -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from envsync.cli.app import EXIT_OK, app, fail, load_cli_settings
+from envsync.report import iso_time, run_dict, ticket_dict
 
 runs_app = typer.Typer(
     name="runs",
@@ -67,75 +68,11 @@ def tickets(
     raise typer.Exit(EXIT_OK)
 
 
-# Records as JSON. None of them contains a value.
-
-
-def run_dict(run: Any) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "started_at": _time(run.started_at),
-        "ended_at": _time(run.ended_at),
-        "trigger": run.trigger.value,
-        "actor": run.actor,
-        "mode": run.mode.value,
-        "status": run.status.value,
-        "targets": [_run_target_dict(target) for target in run.targets],
-    }
-
-
-def _run_target_dict(target: Any) -> dict[str, Any]:
-    counts = target.counts
-    return {
-        "target": target.target,
-        "provider": target.provider,
-        "ledger_id": target.ledger_id,
-        "counts": {
-            "create": counts.create,
-            "update": counts.update,
-            "delete": counts.delete,
-            "noop": counts.noop,
-            "rejected": counts.rejected,
-            "conflicts": counts.conflicts,
-        },
-        "changes": [_key_change_dict(change) for change in target.changes],
-        "written": [_key_change_dict(change) for change in target.written],
-        "errors": list(target.errors),
-        "error_causes": list(target.error_causes),
-        "applied": target.applied,
-        "finished": target.finished,
-        "duration_s": target.duration_s,
-    }
-
-
-def _key_change_dict(change: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"key": change.key, "op": change.op.value}
-    if change.context is not None:
-        entry["context"] = change.context
-    return entry
-
-
-def ticket_dict(ticket: Any) -> dict[str, Any]:
-    return {
-        "id": ticket.id,
-        "target": ticket.target,
-        "cause": ticket.cause,
-        "opened": _time(ticket.opened),
-        "last_seen": _time(ticket.last_seen),
-        "count": ticket.count,
-        "diagnosis": ticket.diagnosis,
-        "next_step": ticket.next_step,
-        "closed": _time(ticket.closed),
-    }
-
-
-def _time(moment: Any) -> str | None:
-    if moment is None:
-        return None
-    text: str = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-    return text
-
-
 # Terminal output.
+
+
+def _when(moment: Any) -> str:
+    return iso_time(moment, "seconds") or "-"
 
 
 def _print_runs(found: list[Any]) -> None:
@@ -152,7 +89,7 @@ def _print_runs(found: list[Any]) -> None:
         errors = sum(len(target.errors) for target in run.targets)
         targets = ", ".join(target.target for target in run.targets) or "-"
         console.print(
-            f"{run.id}  {_time(run.started_at)}  {run.trigger.value:<9} {run.mode.value:<8} "
+            f"{run.id}  {_when(run.started_at)}  {run.trigger.value:<9} {run.mode.value:<8} "
             f"{_status(run.status.value)}  written {written}, errors {errors}  {targets}"
         )
 
@@ -172,7 +109,7 @@ def _print_run(run: Any) -> None:
         f"[bold]run {run.id}[/]: {run.mode.value} ({run.trigger.value}{actor}), "
         f"{_status(run.status.value)}"
     )
-    console.print(f"  started {_time(run.started_at)}, ended {_time(run.ended_at) or '-'}")
+    console.print(f"  started {_when(run.started_at)}, ended {_when(run.ended_at)}")
     for target in run.targets:
         counts = target.counts
         console.print()
@@ -197,10 +134,10 @@ def _print_tickets(found: list[Any], show_all: bool) -> None:
         console.print("No tickets." if show_all else "No open tickets.")
         return
     for ticket in found:
-        state = f"closed {_time(ticket.closed)}" if ticket.closed else "[red]open[/]"
+        state = f"closed {_when(ticket.closed)}" if ticket.closed else "[red]open[/]"
         console.print(
             f"[bold]{ticket.target}[/] {ticket.cause} ({state}; seen {ticket.count} times, "
-            f"last {_time(ticket.last_seen)}; ticket {ticket.id})"
+            f"last {_when(ticket.last_seen)}; ticket {ticket.id})"
         )
         console.print(f"  {ticket.diagnosis}")
         console.print(f"  [bold]next:[/] {ticket.next_step}")

@@ -40,11 +40,11 @@ def serve(
     ),
 ) -> None:
     """Serve the HTTP API and run scheduled syncs until interrupted."""
-    from envsync.api.app import INSECURE_LOCAL_VARIABLE, register_credentials
+    from envsync.api.app import INSECURE_LOCAL_VARIABLE
     from envsync.api.auth import is_loopback_host
     from envsync.config import load_settings
     from envsync.errors import ConfigError
-    from envsync.logs import configure_logging
+    from envsync.logs import configure_logging, register_credentials
 
     try:
         settings = load_settings()

@@ -122,7 +122,6 @@ def _run(
     from envsync.engine import Engine, RunRequest
     from envsync.errors import EnvsyncError
     from envsync.model import RunMode
-
     from envsync.tickets import TicketHook
 
     settings = load_cli_settings()
