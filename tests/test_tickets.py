@@ -132,8 +132,7 @@ def test_500_on_third_write_opens_partial_apply_ticket(
     [ticket] = _open(engine)
     assert ticket.cause == "partial_apply"
     assert (
-        "3 changes were written before it stopped: BRIDGE_A, BRIDGE_B, BRIDGE_D"
-        in ticket.diagnosis
+        "3 changes were written before it stopped: BRIDGE_A, BRIDGE_B, BRIDGE_D" in ticket.diagnosis
     )
     assert "envsync apply --target render/api" in ticket.next_step
     assert f"envsync runs show {report.run_id}" in ticket.next_step
@@ -283,11 +282,11 @@ def _result(mode: RunMode, plan: Plan | None, *, applied: bool = False) -> Targe
         (_result(RunMode.ENFORCE, Plan(TARGET, PENDING), applied=True), None),
         (
             _result(RunMode.DRY_RUN, Plan(TARGET, PENDING)),
-            {"auth", "read_failed", "rejected", "conflict"},
+            {"auth", "read_failed", "config", "rejected", "conflict"},
         ),
         (
             _result(RunMode.DRY_RUN, Plan(TARGET, ())),
-            {"auth", "read_failed", "rejected", "conflict", "drift"},
+            {"auth", "read_failed", "config", "rejected", "conflict", "drift"},
         ),
     ],
     ids=["failed-before-plan", "applied-ok", "dry-run-with-drift", "dry-run-clean"],

@@ -453,9 +453,16 @@ class TargetSpec:
     write_mode: Literal["bulk", "per-key"] = "bulk"
     account_id: str | None = None
 
+    @property
+    def unresolved_name(self) -> str:
+        """The target's name before the platform resolves it, such as `netlify/auto`."""
+        prefix = "render-group" if self.kind == "env_group" else self.provider
+        return self.name or f"{prefix}/{self.selector}"
+
     def matches(self, wanted: str) -> bool:
-        """Check whether a `--target` value selects this target: its provider, name or selector."""
-        return wanted in (self.provider, self.name, self.selector)
+        """Check whether a `--target` value selects this target: its provider, its name, its
+        selector or its name before resolution."""
+        return wanted in (self.provider, self.name, self.selector, self.unresolved_name)
 
 
 def load_targets(settings: Settings, *, cwd: Path | None = None) -> list[TargetSpec]:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from envsync.config import Settings, TargetSpec, load_targets
 from envsync.errors import (
+    ConfigError,
     EnvsyncError,
     ProviderError,
     WriteOutcomeUnknownError,
@@ -231,6 +232,9 @@ class Engine:
         remembered = remember_secrets(value.reveal() for value in canonical.values.values())
         try:
             results = await self._run_specs(request, run_id, canonical, specs, providers)
+        except EnvsyncError:
+            await asyncio.to_thread(self.store().finish_run, run_id, "failed")
+            raise
         finally:
             forget_secrets(remembered)
             for provider in providers.values():
@@ -303,6 +307,7 @@ class Engine:
                 continue
             work += [_TargetWork(spec, ref, provider) for ref in refs]
 
+        _check_targets_matched(request.targets, work, failures)
         work = [item for item in work if _wanted(item, request.targets)]
         if request.ledger_ids:
             work = [item for item in work if item.ref.ledger_id in request.ledger_ids]
@@ -841,10 +846,38 @@ def _change_count(result: TargetResult) -> int:
     return len(result.plan.pending)
 
 
+def _check_targets_matched(
+    wanted: Sequence[str], work: Sequence[_TargetWork], failures: Sequence[TargetResult]
+) -> None:
+    """Raise ConfigError for a `--target` value that selects no target, so a typo in a CI
+    job fails instead of syncing nothing."""
+    known = [item.ref.name for item in work] + [result.target.name for result in failures]
+    unmatched = [
+        target
+        for target in wanted
+        if not any(_wanted(item, (target,)) for item in work)
+        and not any(target in (r.target.provider, r.target.name) for r in failures)
+    ]
+    if unmatched:
+        raise ConfigError(
+            "--target",
+            f"{', '.join(unmatched)} selects no configured target",
+            hint=f"the targets are: {', '.join(known) or 'none'}; a provider name "
+            "(render, netlify) selects all of its targets",
+        )
+
+
 def _wanted(work: _TargetWork, targets: Sequence[str]) -> bool:
     if not targets:
         return True
-    names = {work.spec.provider, work.ref.name, work.ref.id, work.spec.name, work.spec.selector}
+    names = {
+        work.spec.provider,
+        work.ref.name,
+        work.ref.id,
+        work.spec.name,
+        work.spec.selector,
+        work.spec.unresolved_name,
+    }
     return any(target in names for target in targets)
 
 
@@ -859,10 +892,7 @@ def _shows(remote: RemoteState, change: Change) -> bool:
 
 
 def _unresolved_ref(spec: TargetSpec) -> TargetRef:
-    prefix = "render-group" if spec.kind == "env_group" else spec.provider
-    return TargetRef(
-        spec.provider, spec.kind, spec.selector, spec.name or f"{prefix}/{spec.selector}"
-    )
+    return TargetRef(spec.provider, spec.kind, spec.selector, spec.unresolved_name)
 
 
 def _now() -> str:

@@ -459,4 +459,3 @@ def _secret_by_pattern(given: PlanInput, restore: RestoreSlot) -> bool:
     if not given.rules.uses_contexts:
         return False
     return any(fnmatch.fnmatchcase(restore.key, pattern) for pattern in given.spec.secret_keys)
-

@@ -49,6 +49,7 @@ READ_FAILED = "read_failed"
 CONFLICT = "conflict"
 REJECTED = "rejected"
 LOCKED = "locked"
+CONFIG = "config"
 
 # Error causes of a failed read, as `EnvsyncError.cause` names them. A provider failure
 # during writes is reported as partial_apply by the engine, so these come from reads.
@@ -143,7 +144,8 @@ def cleared_causes(result: TargetResult) -> set[str] | None:
     if applied and result.ok:
         return None
 
-    cleared = {AUTH, READ_FAILED}
+    # A plan exists, so the target resolved, its token worked and its read completed.
+    cleared = {AUTH, READ_FAILED, CONFIG}
     if not plan.rejected:
         cleared.add(REJECTED)
     if not plan.conflicts:

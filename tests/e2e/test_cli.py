@@ -216,3 +216,23 @@ def test_token_in_settings_dotenv_is_discovered(workspace: Workspace) -> None:
     assert "found via env RENDER_API_TOKEN" in discovered.stdout
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert token not in discovered.stdout + planned.stdout + planned.stderr
+
+
+def test_unknown_target_is_an_error(workspace: Workspace) -> None:
+    workspace.write_env("A=1\n")
+
+    completed = workspace.cli("plan", "--target", "netlify/wbe")
+
+    assert completed.returncode == 1
+    assert "netlify/wbe selects no configured target" in completed.stderr
+    assert "netlify/web" in completed.stderr
+
+
+def test_unresolved_target_name_is_accepted(workspace: Workspace) -> None:
+    workspace.environ["NETLIFY_SITE_ID"] = "auto"
+    workspace.write_env("A=1\n")
+
+    completed = workspace.cli("plan", "--target", "netlify/auto")
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "netlify/web" in completed.stdout

@@ -28,10 +28,10 @@ import pytest
 from fastapi import FastAPI
 
 from envsync.api import create_app
-from envsync.api.app import register_credentials
 from envsync.config import load_settings
 from envsync.engine import Engine, RunReport, RunRequest
 from envsync.ledger import LedgerHasher
+from envsync.logs import register_credentials
 from envsync.model import RunMode
 from envsync.providers.render import RenderProvider
 from envsync.report import target_dict

@@ -257,9 +257,7 @@ async def _send_once(
 
 def _log_call(endpoint: JsonEndpoint, outcome: str, started: float) -> None:
     elapsed_ms = (time.monotonic() - started) * 1000
-    logger.info(
-        "%s GET %s %s %.0fms", endpoint.label, endpoint.shown_url, outcome, elapsed_ms
-    )
+    logger.info("%s GET %s %s %.0fms", endpoint.label, endpoint.shown_url, outcome, elapsed_ms)
 
 
 def _describe_failure(failure: httpx.TransportError) -> str:

@@ -151,9 +151,7 @@ class RenderClient:
 
         return _parse_or_raise_write(_env_var_from_object, response.body, "PUT", path, target)
 
-    async def delete_env_var(
-        self, service_id: str, key: str, *, target: str | None = None
-    ) -> bool:
+    async def delete_env_var(self, service_id: str, key: str, *, target: str | None = None) -> bool:
         """Delete one service variable. Returns False when Render reports it already gone."""
         path = f"/services/{_segment(service_id)}/env-vars/{_segment(key)}"
         return await self._delete(path, operation="delete_env_var", target=target)
@@ -201,7 +199,10 @@ class RenderClient:
             params["ownerId"] = owner_id
 
         items, _ = await self._paginate(
-            "/services", operation="list_services", item_field="service", params=params,
+            "/services",
+            operation="list_services",
+            item_field="service",
+            params=params,
             target=target,
         )
         return _parse_or_raise_read(_services_from_items, items, "/services", target)
