@@ -423,6 +423,8 @@ def _config_error(error: ValidationError, given: Mapping[str, Any]) -> ConfigErr
         location = [str(part) for part in detail["loc"] if isinstance(part, str)]
         setting = location[0] if location else "settings"
         message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "bool_parsing":
+            message = "not a boolean; accepted: true, false, 1, 0, yes, no, on, off"
         if setting in given and setting not in CREDENTIAL_SETTINGS:
             message = f"invalid value {str(given[setting])!r}: {message}"
         problems.append((setting, message))
@@ -554,7 +556,16 @@ def _targets_from_file(path: Path, settings: Settings) -> list[TargetSpec]:
     tables = document.get("target", [])
     if not isinstance(tables, list) or not tables:
         raise ConfigError(str(path), "needs at least one [[target]] table")
-    return [_target_from_table(path, index, table, settings) for index, table in enumerate(tables)]
+    specs = [_target_from_table(path, index, table, settings) for index, table in enumerate(tables)]
+    names = [spec.name for spec in specs if spec.name]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(
+            str(path),
+            f"target name {', '.join(repeated)} is used more than once",
+            hint="give every [[target]] its own name",
+        )
+    return specs
 
 
 def _target_from_table(path: Path, index: int, table: Any, settings: Settings) -> TargetSpec:

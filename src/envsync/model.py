@@ -210,6 +210,7 @@ class Plan:
     warnings: tuple[PlanWarning, ...] = ()
     unmanaged: int = 0
     skipped_by_filters: int = 0
+    filtered_keys: tuple[str, ...] = ()
     adopted: tuple[LedgerSlot, ...] = ()
     ledger_stale: tuple[LedgerSlot, ...] = ()
 

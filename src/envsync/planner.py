@@ -95,7 +95,7 @@ class _Draft:
 def plan_target(given: PlanInput) -> Plan:
     """Compute the plan for one target."""
     draft = _Draft()
-    desired, held_back, skipped_by_filters = _select_canonical(given, draft)
+    desired, held_back, filtered = _select_canonical(given, draft)
 
     if given.rules.uses_contexts:
         _plan_contexts(given, desired, held_back, draft)
@@ -120,7 +120,8 @@ def plan_target(given: PlanInput) -> Plan:
         conflicts=tuple(draft.conflicts),
         warnings=tuple(draft.warnings),
         unmanaged=len(draft.unmanaged_keys),
-        skipped_by_filters=skipped_by_filters,
+        skipped_by_filters=len(filtered),
+        filtered_keys=tuple(filtered),
         adopted=tuple(draft.adopted),
         ledger_stale=_stale_ledger_slots(given),
     )
@@ -132,22 +133,22 @@ def _change_order(change: Change) -> tuple[str, str]:
 
 def _select_canonical(
     given: PlanInput, draft: _Draft
-) -> tuple[dict[str, SecretValue], set[str], int]:
+) -> tuple[dict[str, SecretValue], set[str], list[str]]:
     """Split the canonical set into the keys to sync and the keys held back.
 
     Returns the desired values, the managed keys held back (rejected or skipped: they are
-    never written and never deleted), and how many keys the filters skipped.
+    never written and never deleted), and the keys the filters skipped.
     """
     key_filter: KeyFilter = given.spec.key_filter
     desired: dict[str, SecretValue] = {}
     held_back: set[str] = set()
-    skipped_by_filters = 0
+    filtered: list[str] = []
 
     for key, value in given.canonical.items():
         if key in RESERVED_CANONICAL_KEYS:
             continue
         if not key_filter.manages(key):
-            skipped_by_filters += 1
+            filtered.append(key)
             continue
 
         reason = given.rules.reject_key(key) or credential_reason(value, given.credentials)
@@ -163,7 +164,7 @@ def _select_canonical(
             continue
 
         desired[key] = value
-    return desired, held_back, skipped_by_filters
+    return desired, held_back, filtered
 
 
 # Credentials that are addresses of secret stores rather than secrets. An application's
@@ -471,7 +472,12 @@ def _mixes_contexts(
     else:
         return False
     draft.conflicts.append(
-        Conflict(key, f"{reason}; envsync never mixes the two on one key, so change it by hand")
+        Conflict(
+            key,
+            f"{reason}; envsync never mixes the two on one key. Remove the other kind of value "
+            "in Netlify's dashboard (or with `netlify env:unset`), or set NETLIFY_CONTEXT to "
+            "the kind the key holds",
+        )
     )
     return True
 

@@ -236,3 +236,50 @@ def test_unresolved_target_name_is_accepted(workspace: Workspace) -> None:
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "netlify/web" in completed.stdout
+
+
+def test_skipped_keys_are_named(workspace: Workspace) -> None:
+    workspace.write_env("BRIDGE_A=1\nOTHER=2\nMORE=3\n")
+
+    completed = workspace.cli(
+        "plan", "--target", "render", extra={"ENVSYNC_INCLUDE_PREFIXES": "BRIDGE_"}
+    )
+
+    assert "(OTHER, MORE;" in completed.stdout
+
+
+def test_duplicate_toml_target_names_rejected(workspace: Workspace) -> None:
+    workspace.write_env("A=1\n")
+    (workspace.folder / "envsync.toml").write_text(
+        '[[target]]\nname = "web"\nprovider = "netlify"\n\n'
+        '[[target]]\nname = "web"\nprovider = "render"\n',
+        encoding="utf-8",
+    )
+
+    completed = workspace.cli("plan")
+
+    assert completed.returncode == 1
+    assert "target name web is used more than once" in completed.stderr
+
+
+def test_invalid_boolean_lists_accepted_values(workspace: Workspace) -> None:
+    workspace.write_env("A=1\n")
+
+    completed = workspace.cli("plan", extra={"ENVSYNC_ALLOW_DELETIONS": "maybe"})
+
+    assert completed.returncode == 1
+    assert "ENVSYNC_ALLOW_DELETIONS" in completed.stderr
+    assert "true, false" in completed.stderr
+
+
+def test_tickets_close_by_target(workspace: Workspace) -> None:
+    workspace.write_env("SITE_NAME=x\n")
+    workspace.cli("plan", "--target", "netlify")
+
+    listed = workspace.cli("tickets")
+    closed = workspace.cli("tickets", "--close", "netlify/web")
+    after = workspace.cli("tickets")
+
+    assert "netlify/web" in listed.stdout
+    assert "closed 1 open ticket of netlify/web" in closed.stdout
+    assert "netlify/web" not in after.stdout

@@ -20,11 +20,12 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 
-HELP = """Keep Render and Netlify environment variables equal to one canonical set.
-
-Exit codes: 0 success (with `plan --detailed-exitcode`: no changes pending), 1 an error in
-any target (a failed call, a rejected key, a conflict) or an invalid setting, 2 changes
-pending (`plan --detailed-exitcode` only)."""
+HELP = (
+    "Keep Render and Netlify environment variables equal to one canonical set.\n\n"
+    "Exit codes: 0 success (with `plan --detailed-exitcode`: no changes pending); "
+    "1 an error in any target (a failed call, a rejected key, a conflict) or an invalid "
+    "setting; 2 changes pending (`plan --detailed-exitcode` only)."
+)
 
 app = typer.Typer(
     name="envsync",

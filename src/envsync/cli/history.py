@@ -58,8 +58,18 @@ def show(
 def tickets(
     as_json: bool = typer.Option(False, "--json", help="Print the tickets as JSON."),
     show_all: bool = typer.Option(False, "--all", help="Include closed tickets."),
+    close: str | None = typer.Option(
+        None,
+        "--close",
+        metavar="TARGET",
+        help="Close every open ticket of TARGET, such as one that no longer exists.",
+    ),
 ) -> None:
     """List open tickets (drift and provider failures), with what to do about each."""
+    if close is not None:
+        closed = _store().close_tickets(close)
+        typer.echo(f"closed {closed} open ticket{'' if closed == 1 else 's'} of {close}")
+        raise typer.Exit(EXIT_OK)
     found = _store().list_tickets(open_only=not show_all)
     if as_json:
         _print_json([ticket_dict(ticket) for ticket in found])
@@ -69,6 +79,10 @@ def tickets(
 
 
 # Terminal output.
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
 
 
 def _when(moment: Any) -> str:
@@ -136,7 +150,7 @@ def _print_tickets(found: list[Any], show_all: bool) -> None:
     for ticket in found:
         state = f"closed {_when(ticket.closed)}" if ticket.closed else "[red]open[/]"
         console.print(
-            f"[bold]{ticket.target}[/] {ticket.cause} ({state}; seen {ticket.count} times, "
+            f"[bold]{ticket.target}[/] {ticket.cause} ({state}; seen {_times(ticket.count)}, "
             f"last {_when(ticket.last_seen)}; ticket {ticket.id})"
         )
         console.print(f"  {ticket.diagnosis}")

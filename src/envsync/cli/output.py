@@ -31,7 +31,9 @@ def print_report(
 ) -> None:
     from rich.console import Console
 
-    console = Console(highlight=False)
+    # A CI log is not a terminal: Rich would wrap at 80 columns and split key names, so that
+    # `grep KEY` over the log misses them.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     for result in report.results:
@@ -84,12 +86,18 @@ def _print_target(
         summary += f"; {len(result.written)} written"
     console.print(summary)
     if plan.skipped_by_filters:
+        shown = ", ".join(plan.filtered_keys[:5])
+        more = f" and {plan.skipped_by_filters - 5} more" if plan.skipped_by_filters > 5 else ""
         console.print(
             f"  {_count(plan.skipped_by_filters, 'key')} of the source "
             f"{'was' if plan.skipped_by_filters == 1 else 'were'} skipped by the filters "
-            f"({skipped_hint})"
+            f"({shown}{more}; {skipped_hint})"
         )
     _print_section(console, "rejected", [(r.key, r.reason) for r in plan.rejected], "red")
+    if plan.rejected:
+        console.print(
+            "    (to leave a key out on purpose, add its prefix to ENVSYNC_EXCLUDE_PREFIXES)"
+        )
     _print_section(
         console,
         "conflicts",

@@ -175,10 +175,10 @@ def _show(report: Any, engine: Any, *, as_json: bool, reveal: bool) -> None:
     if as_json:
         print_json(report, engine.hasher())
         return
-    settings = engine.settings
-    prefixes = ",".join(settings.include_prefixes) or "(empty: every key)"
     hint = (
-        f"ENVSYNC_INCLUDE_PREFIXES={prefixes}; set ENVSYNC_INCLUDE_PREFIXES to the prefixes to "
-        "sync, or to an empty value to sync every key not excluded"
+        "the include and exclude prefixes decide which keys are synced: "
+        "ENVSYNC_INCLUDE_PREFIXES and ENVSYNC_EXCLUDE_PREFIXES, or include_prefixes and "
+        "exclude_prefixes of the target in envsync.toml; an empty include list syncs every "
+        "key not excluded"
     )
     print_report(report, engine.hasher(), reveal=reveal, skipped_hint=hint)

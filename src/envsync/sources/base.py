@@ -43,7 +43,7 @@ def drop_reserved(canonical: CanonicalSet) -> CanonicalSet:
     return drop_keys(
         canonical,
         RESERVED_CANONICAL_KEYS,
-        "that hold envsync's own credentials or settings, which are never synced",
+        "that hold envsync's own credentials or its ledger, which are never synced",
     )
 
 
