@@ -486,6 +486,11 @@ class Engine:
                     work.ref.name,
                     error.message,
                 )
+                # The unfinished write may still land while the target is read again, so
+                # the read can miss variables without looking incomplete. A whole-set PUT
+                # built from it would delete them; writing key by key cannot.
+                if work.spec.write_mode == "bulk":
+                    work.spec = replace(work.spec, write_mode="per-key")
                 remote = await self._read(work)
                 await self._confirm_written(run_id, work, plan, remote)
                 plan = await self._plan(request, canonical, work, remote, credentials)
