@@ -5,6 +5,9 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import re
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -362,3 +365,50 @@ def test_run_emulators_prints_urls_and_tokens(
         lines = printed.splitlines()
         assert [line.split()[0] for line in lines] == ["render", "netlify", "vault"]
         assert all(token in line for token, line in zip(tokens, lines, strict=True))
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "background"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["sigint", "sigterm", "sigterm-with-sigint-ignored"],
+)
+def test_emulate_stops_cleanly_on_signal(stop_signal: int, background: bool) -> None:
+    # A shell without job control starts `envsync emulate &` with SIGINT ignored, so
+    # SIGTERM has to stop it on its own.
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "envsync",
+            "emulate",
+            "--json",
+            "--render-port",
+            "0",
+            "--netlify-port",
+            "0",
+            "--vault-port",
+            "0",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ignore_sigint if background else None,
+    )
+    try:
+        assert process.stdout is not None
+        render_url = json.loads(process.stdout.readline())["render"]["url"]
+        served = httpx.get(f"{render_url.removesuffix('/v1')}/_emulator/config", timeout=10)
+    finally:
+        process.send_signal(stop_signal)
+        _, stderr = process.communicate(timeout=30)
+
+    assert served.status_code == 200
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(render_url, timeout=5)

@@ -150,7 +150,9 @@ def emulate_briefly(
         assert process.stdout is not None
         first_line = process.stdout.readline()
     finally:
-        process.send_signal(signal.SIGINT)
+        # SIGTERM rather than SIGINT: a shell without job control starts background
+        # commands, such as this test run, with SIGINT ignored.
+        process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=60)
     assert first_line.strip(), "envsync emulate printed nothing"
     scan.add(f"{name} emulate {' '.join(options)} stdout", first_line + stdout)

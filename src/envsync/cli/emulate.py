@@ -21,7 +21,7 @@ def emulate(
         False, "--json", help="Print the URLs and tokens as one JSON line."
     ),
 ) -> None:
-    """Serve local stand-ins for the Render, Netlify and Vault APIs until interrupted."""
+    """Serve local stand-ins for the Render, Netlify and Vault APIs until Ctrl-C or SIGTERM."""
     from envsync.emulators.server import run_emulators
 
     run_emulators(

@@ -7,7 +7,8 @@ benchmarks:
         client = httpx.Client(base_url=emulators.render_url,
                               headers={"Authorization": f"Bearer {emulators.render_token}"})
 
-`run_emulators` serves them in the foreground until interrupted; `envsync emulate` calls it.
+`run_emulators` serves them in the foreground until SIGINT or SIGTERM; `envsync emulate`
+calls it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import concurrent.futures
 import ipaddress
 import json
 import logging
+import signal
 import socket
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 import uvicorn
@@ -305,7 +307,7 @@ def run_emulators(
     ready: Callable[[EmulatorSet], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Serve the three emulators until interrupted (or until `stop` is set).
+    """Serve the three emulators until SIGINT or SIGTERM (or until `stop` is set).
 
     First prints one line per API with its base URL and token, or with `as_json` one JSON
     line `{"render": {"url", "token"}, "netlify": {...}, "vault": {...}}`. The tokens
@@ -321,14 +323,45 @@ def run_emulators(
         netlify_port=netlify_port,
         vault_port=vault_port,
     )
-    with emulators:
-        print(describe(emulators, as_json=as_json), flush=True)
-        if ready is not None:
-            ready(emulators)
-        try:
+    restore_sigterm = _raise_on_sigterm()
+    try:
+        with emulators:
+            print(describe(emulators, as_json=as_json), flush=True)
+            if ready is not None:
+                ready(emulators)
             (stop or threading.Event()).wait()
-        except KeyboardInterrupt:
-            logger.info("emulators interrupted; stopping")
+    except KeyboardInterrupt:
+        logger.info("emulators stopped by SIGINT")
+    except _Terminated:
+        logger.info("emulators stopped by SIGTERM")
+    finally:
+        restore_sigterm()
+
+
+class _Terminated(Exception):
+    """Raised in the main thread by SIGTERM while `run_emulators` serves."""
+
+
+def _raise_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM stop the emulators as Ctrl-C does, and return the undo.
+
+    `kill`, `docker stop` and systemd send SIGTERM. It also stops a process that a shell
+    without job control started in the background, with SIGINT ignored. The handler raises rather than setting an event, because setting
+    a `threading.Event` from a handler can deadlock on the lock its waiter holds. Only
+    the main thread may install a handler, so elsewhere nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handle)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def describe(emulators: EmulatorSet, *, as_json: bool) -> str:
