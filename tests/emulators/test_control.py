@@ -371,6 +371,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_sigint() -> None:
+    # As in a terminal, whatever the disposition of the test run itself.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(
     ("stop_signal", "background"),
     [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
@@ -397,7 +402,7 @@ def test_emulate_stops_cleanly_on_signal(stop_signal: int, background: bool) -> 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_sigint if background else None,
+        preexec_fn=_ignore_sigint if background else _default_sigint,
     )
     try:
         assert process.stdout is not None
