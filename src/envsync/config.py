@@ -174,7 +174,8 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(60.0, ge=0, validation_alias="ENVSYNC_RETRY_MAX_S")
     # Requests in flight per provider. The pacer keeps them within the platform's window,
     # so this only sets how fast a window's budget is spent: 4 left a sync of 100 targets
-    # at 30 ms latency waiting on the slots twice as long as on the platform.
+    # at 30 ms latency waiting on the slots twice as long as on the platform. The slots go
+    # to targets in the order they started (envsync.slots).
     provider_concurrency: int = Field(16, ge=1, le=64, validation_alias="ENVSYNC_CONCURRENCY")
 
     # Logs.

@@ -40,6 +40,7 @@ from envsync.errors import (
     WriteOutcomeUnknownError,
 )
 from envsync.model import SecretValue
+from envsync.slots import PrioritySlots
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +293,10 @@ class ApiClient:
         self._policy = policy
         self._sleep = sleep
         self.pacer = pacer or RateLimitPacer(sleep=sleep)
-        self._semaphore = asyncio.Semaphore(concurrency)
+        self._slots = PrioritySlots(concurrency)
+        # Each target's place in the order its first request came in, which is its
+        # priority for a slot (see envsync.slots).
+        self._target_order: dict[str, int] = {}
         self._base_path = httpx.URL(base_url).path.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -349,7 +353,7 @@ class ApiClient:
             waited = await self.pacer.wait_for_window(bucket)
             started = time.monotonic()
             try:
-                async with self._semaphore:
+                async with self._slots.slot(self._priority(target)):
                     # The window is spent from only once a slot is free: a request that
                     # waited for a slot while others spent the window waits again, rather
                     # than being sent into a 429.
@@ -383,6 +387,13 @@ class ApiClient:
                 await self._sleep(delay)
                 continue
             raise self._status_error(response, body, method, full_path, target, sent_values)
+
+    def _priority(self, target: str | None) -> int:
+        # A call for no target, such as looking a service up by name, holds every target
+        # up, so it goes first.
+        if target is None:
+            return -1
+        return self._target_order.setdefault(target, len(self._target_order))
 
     async def _send(
         self, method: str, path: str, params: dict[str, Any] | None, json_body: Any
