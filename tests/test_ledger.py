@@ -76,6 +76,17 @@ def test_hash_is_hex_hmac_sha256_of_utf8() -> None:
     assert LedgerHasher(KEY).hash(SecretValue(value)) == expected
 
 
+@given(st.lists(st.text(), min_size=2, max_size=5))
+def test_hasher_reuse_keeps_each_hash(values: list[str]) -> None:
+    # One hasher hashes many values in turn; no value may leave state for the next.
+    hasher = LedgerHasher(KEY)
+
+    hashes = [hasher.hash(SecretValue(value)) for value in values]
+
+    expected = [hmac.new(KEY, v.encode("utf-8"), hashlib.sha256).hexdigest() for v in values]
+    assert hashes == expected
+
+
 def test_fingerprint_form() -> None:
     hasher = LedgerHasher(KEY)
     value = SecretValue("hello")

@@ -61,16 +61,20 @@ OWNERSHIP_CONTEXTS: Mapping[str, str | None] = {"render": None, "netlify": "dev"
 class LedgerHasher:
     """Keyed hashes of values: what the ledger stores and what diffs show."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("a ledger key needs at least 16 bytes")
-        self._key = key
+        # Copying an HMAC that has taken the key in is cheaper than keying a new one, and a
+        # plan hashes every owned value.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def hash(self, value: SecretValue) -> str:
         """Return the hex HMAC-SHA256 of the value's UTF-8 bytes."""
-        return hmac.new(self._key, value.reveal().encode("utf-8"), hashlib.sha256).hexdigest()
+        digest = self._keyed.copy()
+        digest.update(value.reveal().encode("utf-8"))
+        return digest.hexdigest()
 
     def fingerprint(self, value: SecretValue) -> str:
         """Return the masked form shown in diffs, such as `sha:3f2a9c (5 chars)`."""

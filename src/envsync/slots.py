@@ -2,7 +2,7 @@
 
 A provider's requests share its `ENVSYNC_CONCURRENCY` slots. With a plain semaphore, the
 slots go first come, first served, so a target's second page waits behind the first page of
-every other target: all targets are read a page at a time, and few are finished when a
+every other target. All targets are then read a page at a time, and few are finished when a
 rate-limit window runs out. Priority by target, in the order the targets started, lets a
 started target go on first. Targets then finish one after another, and the writes of the
 finished ones can use the current window.
