@@ -165,8 +165,7 @@ def _summary_footprint(part: Any) -> list[tuple[str, str, str, str]]:
 def _summary_scale(part: Any) -> list[tuple[str, str, str, str]]:
     if _failed(part):
         return [("planner, 100,000 variables", "not measured", "", "-")]
-    pure = [row for row in part if row["figure"] == "pure planner"]
-    largest = max(pure, key=lambda row: row["variables"])
+    largest = _largest_pure_planner(part)
     return [
         (
             f"planner, {largest['variables']:,} variables",
@@ -472,9 +471,16 @@ Python's garbage collector, which scans the hundreds of thousands of objects the
 def _per_key_us(part: Any) -> str:
     if _failed(part):
         return "an unmeasured time"
+    return f"about {_per_key_seconds(_largest_pure_planner(part)) * 1e6:.0f} µs"
+
+
+def _largest_pure_planner(part: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     pure = [row for row in part if row["figure"] == "pure planner"]
-    largest = max(pure, key=lambda row: row["variables"])
-    return f"about {largest['seconds'] / largest['variables'] * 1e6:.0f} µs"
+    return max(pure, key=lambda row: row["variables"])
+
+
+def _per_key_seconds(row: Mapping[str, Any]) -> float:
+    return float(row["seconds"] / row["variables"])
 
 
 def _service(part: Any) -> str:
@@ -628,9 +634,8 @@ def _missed(results: Mapping[str, Any]) -> str:
             notes.append(_missed_plan(plans))
     scale: Any = results.get("scale")
     if not _failed(scale):
-        pure = [row for row in scale if row["figure"] == "pure planner"]
-        largest = max(pure, key=lambda row: row["variables"], default=None)
-        if largest is not None and largest["seconds"] >= PLANNER_TARGET_S:
+        largest = _largest_pure_planner(scale)
+        if largest["seconds"] >= PLANNER_TARGET_S:
             notes.append(_missed_planner(largest))
     if not notes:
         return "## Where targets are missed\n\nNowhere in this run."
@@ -676,7 +681,7 @@ stores keep it."""
 
 
 def _missed_planner(row: Mapping[str, Any]) -> str:
-    per_key_us = row["seconds"] / row["variables"] * 1e6
+    per_key_us = _per_key_seconds(row) * 1e6
     return f"""**Planner: {_seconds(row["seconds"])} for {row["variables"]:,} variables, over
 the {_seconds(PLANNER_TARGET_S)} target.** That is {per_key_us:.1f} µs per key, mostly a
 keyed hash (HMAC-SHA256) per owned key and one `Change` record. Machines of this kind differ

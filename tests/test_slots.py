@@ -25,13 +25,13 @@ def test_slots_reject_zero_size() -> None:
 
 def test_slots_limit_holders() -> None:
     holding = 0
-    most = 0
+    max_holding = 0
 
     async def work(slots: PrioritySlots) -> None:
-        nonlocal holding, most
+        nonlocal holding, max_holding
         async with slots.slot(0):
             holding += 1
-            most = max(most, holding)
+            max_holding = max(max_holding, holding)
             await asyncio.sleep(0.001)
             holding -= 1
 
@@ -41,7 +41,7 @@ def test_slots_limit_holders() -> None:
 
     asyncio.run(main())
 
-    assert most == 3
+    assert max_holding == 3
 
 
 def test_slots_admit_lowest_priority_first() -> None:

@@ -389,8 +389,8 @@ class ApiClient:
             raise self._status_error(response, body, method, full_path, target, sent_values)
 
     def _priority(self, target: str | None) -> int:
-        # A call for no target, such as looking a service up by name, holds every target
-        # up, so it goes first.
+        # A call for no target, such as looking a service up by name, delays every target,
+        # so it goes first.
         if target is None:
             return -1
         return self._target_order.setdefault(target, len(self._target_order))

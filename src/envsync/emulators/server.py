@@ -343,12 +343,13 @@ class _Terminated(Exception):
 
 
 def _raise_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM stop the emulators as Ctrl-C does, and return the undo.
+    """Make SIGTERM stop the emulators as Ctrl-C does, and return a function that undoes it.
 
     `kill`, `docker stop` and systemd send SIGTERM. It also stops a process that a shell
-    without job control started in the background, with SIGINT ignored. The handler raises rather than setting an event, because setting
-    a `threading.Event` from a handler can deadlock on the lock its waiter holds. Only
-    the main thread may install a handler, so elsewhere nothing is installed.
+    without job control started in the background, with SIGINT ignored. The handler
+    raises instead of setting an event, because setting a `threading.Event` from a handler
+    can deadlock on the lock that its waiter owns. Only the main thread may install a
+    handler, so in other threads nothing is installed.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
